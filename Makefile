@@ -1,0 +1,53 @@
+# spt: build with `make`; tests with `make test` (see README).
+# SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/.
+
+CC ?= cc
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	  -Iinclude -Isrc -MMD -MP $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+LDLIBS := -luring -lisal -lcrypto -lpthread
+
+SRCS := $(wildcard src/util/*.c src/iscsi/*.c src/spt/*.c src/scsi/*.c src/providers/*.c)
+OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/src/main.o
+
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/sptd $(BUILD)/libspt.a
+
+$(BUILD)/sptd: $(MAIN_OBJ) $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# libspt: what an in-process or external provider links against.
+$(BUILD)/libspt.a: $(filter $(BUILD)/obj/src/scsi/%,$(OBJS))
+	ar rcs $@ $^
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(OBJS) $(LDLIBS) -lcmocka
+
+unit: $(TEST_BINS)
+
+test: all unit
+	tests/run.sh
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all unit test clean
+-include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

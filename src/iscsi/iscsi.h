@@ -1,0 +1,311 @@
+/*
+ * The iSCSI engine's objects: server (targets, portals, limits), session,
+ * connection, task. Internal to src/iscsi/.
+ */
+#ifndef ISCSI_ISCSI_H
+#define ISCSI_ISCSI_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <spt/spt.h>
+
+#include "iscsi/param.h"
+#include "iscsi/pdu.h"
+#include "spt/dispatch.h"
+#include "util/bufpool.h"
+#include "util/evloop.h"
+#include "util/list.h"
+
+#define ISCSI_MAX_TARGETS 64
+#define ISCSI_MAX_PORTALS 32
+/* the MaxCmdSN window: commands a session may have queued at once */
+#define ISCSI_QUEUE_DEPTH 128
+/* immediate commands allowed beyond the window before Reject 0x06 */
+#define ISCSI_IMMEDIATE_SLACK 16
+/* largest data buffer of one command (VPD B0 MAXIMUM TRANSFER LENGTH) */
+#define ISCSI_MAX_TASK_BUF (8u << 20)
+/* bytes of login text (all PDUs of one request) we take */
+#define ISCSI_LOGIN_TEXT_MAX 65536
+/* login PDUs are bounded by the 8192 MaxRecvDataSegmentLength default
+ * (RFC 7143 13.12); we allow our own declared value as a courtesy */
+#define ISCSI_LOGIN_DSL_MAX 8192
+#define ISCSI_MAX_OUTSTANDING_R2T 16
+#define ISCSI_RX_STAGE 65536
+#define ISCSI_SENDTARGETS_MAX 65536
+#define ISCSI_DEFAULT_TPGT 1
+
+struct iscsi_server;
+struct iscsi_session;
+struct iscsi_conn;
+
+struct iscsi_target {
+	char name[ISCSI_NAME_MAX + 1];
+	uint16_t tpgt;
+	struct spt_lun_map luns;
+};
+
+struct iscsi_portal {
+	struct ev_handler h;
+	struct iscsi_server *srv;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char text[80];		/* "127.0.0.1:3260", "[::1]:3260" */
+};
+
+struct iscsi_config {
+	uint32_t login_timeout_s;	/* a connection must reach full feature phase in this time */
+	uint32_t nop_interval_s;	/* idle time before we ping with NOP-In; 0 = never */
+	uint32_t nop_timeout_s;		/* ping answered within this or the connection drops */
+	uint32_t logout_grace_s;	/* shutdown: time for initiators to log out */
+	uint32_t max_sessions;
+};
+
+struct iscsi_server {
+	struct ev_loop *loop;
+	struct bufpool *bp;
+	struct iscsi_config cfg;
+	struct iscsi_target_limits limits;
+	struct iscsi_target *targets[ISCSI_MAX_TARGETS];
+	size_t ntargets;
+	struct iscsi_portal portals[ISCSI_MAX_PORTALS];
+	size_t nportals;
+	struct list_node sessions;
+	struct list_node conns;
+	size_t nsessions;
+	uint16_t next_tsih;
+	uint32_t next_conn_id;
+	bool shutting_down;
+	uint64_t shutdown_deadline_ms;
+};
+
+/* One outstanding R2T. */
+struct iscsi_r2t_slot {
+	uint32_t ttt;
+	uint32_t offset;
+	uint32_t length;
+};
+
+enum iscsi_task_state {
+	TASK_RECEIVING,		/* waiting for CmdSN order and/or data-out */
+	TASK_AT_PROVIDER,	/* a request is with the provider */
+	TASK_DONE,		/* final completion received; response queued */
+};
+
+struct iscsi_tmf_wait;
+
+struct iscsi_task {
+	struct list_node sess_node;	/* session's tasks */
+	struct list_node order_node;	/* session's CmdSN-ordered queue while waiting */
+	struct iscsi_session *sess;
+	struct iscsi_conn *conn;
+	uint32_t itt;
+	uint32_t cmdsn;
+	uint32_t edtl;
+	uint8_t lun[8];
+	bool immediate;
+	bool ordered;		/* reached its turn in CmdSN order */
+	bool write;
+	bool read;
+	bool aborted;
+	bool oversize;		/* data-out larger than our buffer: no data taken */
+	bool tas;		/* aborted by another I_T nexus: report TASK ABORTED */
+	enum iscsi_task_state state;
+	/* data-out */
+	uint32_t want;		/* data-out bytes we will take: min(edtl, buf_len) */
+	uint32_t unsol_len;	/* unsolicited bytes expected (immediate + Data-Out) */
+	bool unsol_done;
+	uint32_t received;	/* bytes received, contiguous from 0 (DataPDUInOrder=Yes) */
+	uint32_t delivered;	/* bytes handed to the provider */
+	uint32_t burst_end;	/* end of the last complete burst (sequence) */
+	uint32_t r2t_next;	/* next offset to ask for */
+	uint32_t r2tsn;
+	struct iscsi_r2t_slot r2t[ISCSI_MAX_OUTSTANDING_R2T];
+	uint32_t nr2t;
+	/* data-in */
+	uint32_t datasn;
+	size_t buf_alloc;	/* size passed to bufpool */
+	int tx_refs;		/* queued PDUs pointing into cmd.buf */
+	struct iscsi_tmf_wait *tmf_wait;	/* a TMF waiting for this task to finish */
+	struct spt_cmd cmd;
+};
+
+/* A TMF waiting for its provider and the tasks it aborted. */
+struct iscsi_tmf_wait {
+	struct iscsi_conn *conn;
+	uint32_t itt;
+	uint8_t response;
+	int waits;
+	bool cold_reset;
+	struct spt_tmf tmfs[SPT_MAX_LUNS];
+	int ntmfs;
+};
+
+enum iscsi_conn_state {
+	CONN_LOGIN,
+	CONN_FULL_FEATURE,
+	CONN_LOGGED_OUT,	/* logout response queued: close once sent */
+	CONN_CLOSED,
+};
+
+enum iscsi_rx_state {
+	RX_BHS,
+	RX_AHS,
+	RX_DATA,
+};
+
+/* One queued outgoing PDU. */
+struct iscsi_tx {
+	struct list_node node;
+	uint8_t hdr[ISCSI_BHS_LEN + ISCSI_DIGEST_LEN];
+	uint32_t hdr_len;
+	uint8_t *data;
+	uint32_t data_len;
+	uint8_t trailer[3 + ISCSI_DIGEST_LEN];	/* padding, data digest */
+	uint32_t trailer_len;
+	struct iscsi_task *task;	/* holds the data buffer, or NULL */
+	void *owned;			/* data buffer from the pool, freed when sent */
+	size_t owned_len;
+	size_t sent;			/* bytes of this PDU already written */
+};
+
+struct iscsi_conn {
+	struct list_node srv_node;
+	struct list_node sess_node;
+	struct ev_handler h;
+	struct iscsi_server *srv;
+	struct iscsi_session *sess;
+	enum iscsi_conn_state state;
+	int refs;			/* socket + tasks + TMF waits */
+	uint32_t id;			/* for logs */
+	uint16_t cid;
+	char peer[SPT_PEER_ADDRESS_MAX];
+	struct sockaddr_storage local;
+	socklen_t locallen;
+	struct iscsi_conn_params params;
+	uint32_t statsn;
+	uint64_t created_ms;
+	uint64_t last_rx_ms;
+	uint32_t nop_ttt;		/* outstanding NOP-In ping, or 0xffffffff */
+	uint64_t nop_sent_ms;
+	uint32_t next_ttt;
+	bool want_write;
+	bool flush_pending;
+	bool resume_pending;
+
+	/* receive state machine */
+	enum iscsi_rx_state rx_state;
+	struct iscsi_bhs rx_bhs;
+	uint8_t rx_ahs[ISCSI_AHS_MAX + ISCSI_DIGEST_LEN];
+	uint32_t rx_need;		/* bytes wanted in this state */
+	uint32_t rx_have;
+	uint8_t *rx_dest;		/* where the data segment goes (NULL: discard) */
+	uint32_t rx_dsl;
+	uint32_t rx_tail;		/* padding + data digest after the data */
+	uint8_t rx_tail_buf[3 + ISCSI_DIGEST_LEN];
+	uint8_t *rx_pdu_data;		/* pooled buffer for non-SCSI data segments */
+	size_t rx_pdu_data_len;
+	struct iscsi_task *rx_task;	/* task receiving this PDU's data */
+	bool rx_reject;			/* PDU-level error: consume data, then Reject */
+	uint8_t rx_reject_reason;
+	uint8_t *stage;			/* ISCSI_RX_STAGE bytes read ahead */
+	uint32_t stage_pos, stage_len;
+
+	/* login */
+	struct iscsi_negotiation neg;
+	struct iscsi_session_params login_sp;
+	bool login_started;
+	uint8_t login_isid[6];
+	uint16_t login_tsih;
+	uint32_t login_itt;
+	uint32_t login_cmdsn;
+	char *login_text;		/* request text accumulated over C bits */
+	size_t login_text_len;
+	struct iscsi_target *login_target;
+	bool login_first_done;
+	bool login_sent_tpgt;
+
+	/* text request continuation */
+	char *text_rsp;
+	size_t text_rsp_len, text_rsp_off;
+	uint32_t text_ttt;
+
+	struct list_node txq;
+	struct list_node tx_free;
+};
+
+struct iscsi_session {
+	struct list_node srv_node;
+	struct iscsi_server *srv;
+	struct iscsi_target *target;	/* NULL for discovery */
+	struct iscsi_session_params params;
+	uint8_t isid[6];
+	uint16_t tsih;
+	uint64_t handle;		/* ITNexusHandle */
+	uint64_t next_task_cookie;
+	uint32_t exp_cmdsn;
+	uint32_t max_cmdsn;
+	int ntasks;
+	int refs;			/* connections + tasks */
+	bool started;			/* SESSION_START sent */
+	bool reinstated;
+	bool ending;
+	struct list_node tasks;
+	struct list_node order;		/* commands waiting for their CmdSN */
+	struct list_node conns;
+	int nconns;
+	struct list_node task_free;	/* recycled task structs */
+	char chap_user[SPT_CHAP_USER_MAX];
+};
+
+/* conn.c */
+void iscsi_conn_accept(struct iscsi_server *srv, int fd);
+void iscsi_conn_close(struct iscsi_conn *conn, const char *why);
+void iscsi_conn_put(struct iscsi_conn *conn);
+struct iscsi_tx *iscsi_tx_new(struct iscsi_conn *conn);
+void iscsi_tx_queue(struct iscsi_conn *conn, struct iscsi_tx *tx);
+void iscsi_send_reject(struct iscsi_conn *conn, const struct iscsi_bhs *bad, uint8_t reason);
+void iscsi_conn_tick(struct iscsi_conn *conn, uint64_t now);
+void iscsi_send_async_logout(struct iscsi_conn *conn, uint16_t wait_s);
+/* fills StatSN (advancing it if advance), ExpCmdSN, MaxCmdSN at offsets 24/28/32 */
+void iscsi_fill_sn(struct iscsi_conn *conn, void *bhs, bool advance);
+
+/* login.c */
+void iscsi_login_pdu(struct iscsi_conn *conn, uint8_t *data, uint32_t len);
+
+/* session.c */
+struct iscsi_session *iscsi_session_new(struct iscsi_server *srv, struct iscsi_target *t,
+					const struct iscsi_session_params *sp, const uint8_t isid[6]);
+void iscsi_session_attach(struct iscsi_session *s, struct iscsi_conn *conn);
+void iscsi_session_detach(struct iscsi_conn *conn);
+void iscsi_session_put(struct iscsi_session *s);
+void iscsi_session_stop(struct iscsi_session *s, const char *why);
+void iscsi_session_update_window(struct iscsi_session *s);
+/* a non-immediate PDU arrived with this CmdSN: true if it may run now */
+int iscsi_cmdsn_check(struct iscsi_session *s, uint32_t cmdsn, bool immediate);
+void iscsi_session_advance(struct iscsi_session *s);
+void iscsi_nop_out(struct iscsi_conn *conn, uint8_t *data, uint32_t len);
+void iscsi_text_req(struct iscsi_conn *conn, uint8_t *data, uint32_t len);
+void iscsi_logout_req(struct iscsi_conn *conn);
+
+/* task.c */
+struct iscsi_task *iscsi_task_from_cmd(struct iscsi_conn *conn, const struct iscsi_scsi_cmd *h,
+				       uint32_t dsl, uint8_t **dest);
+uint8_t *iscsi_task_data_out_dest(struct iscsi_conn *conn, const struct iscsi_data_out *h,
+				  uint32_t dsl, struct iscsi_task **taskp, uint8_t *reject);
+void iscsi_task_cmd_received(struct iscsi_task *t);
+void iscsi_task_data_received(struct iscsi_task *t, const struct iscsi_data_out *h, uint32_t dsl);
+void iscsi_task_run_ordered(struct iscsi_task *t);
+void iscsi_task_abort_conn(struct iscsi_conn *conn);
+void iscsi_task_tx_done(struct iscsi_task *t);
+void iscsi_tmf_req(struct iscsi_conn *conn);
+struct iscsi_task *iscsi_task_find(struct iscsi_session *s, uint32_t itt);
+
+/* target.c */
+struct iscsi_target *iscsi_target_find(struct iscsi_server *srv, const char *name);
+int iscsi_sendtargets(struct iscsi_conn *conn, const char *what, struct iscsi_text_out *out);
+void iscsi_server_stop(struct iscsi_server *srv);
+
+#endif

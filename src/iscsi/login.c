@@ -1,0 +1,317 @@
+/*
+ * The login phase (RFC 7143 6.3 and 11.12/11.13): stages, transitions,
+ * the text of one request gathered over C bits, the checks of the first
+ * request (initiator name, target), and the session it ends in.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iscsi/iscsi.h"
+#include "util/log.h"
+
+#define LOGIN_RSP_TEXT_MAX ISCSI_LOGIN_DSL_MAX
+
+static struct iscsi_tx *login_rsp_new(struct iscsi_conn *conn, uint8_t flags, uint16_t status,
+				      uint16_t tsih)
+{
+	struct iscsi_tx *tx = iscsi_tx_new(conn);
+
+	if (!tx)
+		return NULL;
+	struct iscsi_login_rsp *r = (struct iscsi_login_rsp *)tx->hdr;
+
+	r->opcode = ISCSI_OP_LOGIN_RSP;
+	r->flags = flags;
+	r->version_max = 0;
+	r->version_active = 0;
+	memcpy(r->isid, conn->login_isid, 6);
+	r->tsih = pdu_put16(tsih);
+	r->itt = pdu_put32(conn->login_itt);
+	r->status_class = (uint8_t)(status >> 8);
+	r->status_detail = (uint8_t)status;
+	iscsi_fill_sn(conn, r, true);
+	return tx;
+}
+
+static void login_fail(struct iscsi_conn *conn, uint16_t status, const char *why)
+{
+	struct iscsi_tx *tx = login_rsp_new(conn, 0, status, 0);
+
+	log_warn("conn %u (%s): login of %s failed with status 0x%04x: %s", conn->id, conn->peer,
+		 conn->login_sp.initiator_name[0] ? conn->login_sp.initiator_name : "(unnamed)",
+		 status, why);
+	if (tx)
+		iscsi_tx_queue(conn, tx);
+	/* RFC 7143 11.13.5: after a failing status the target closes the connection */
+	conn->state = CONN_LOGGED_OUT;
+	if (!tx)
+		iscsi_conn_close(conn, "login failed");
+}
+
+static void login_send_text(struct iscsi_conn *conn, uint8_t flags, uint16_t tsih,
+			    const struct iscsi_text_out *out)
+{
+	struct iscsi_tx *tx = login_rsp_new(conn, flags, 0, tsih);
+
+	if (!tx) {
+		iscsi_conn_close(conn, "out of memory");
+		return;
+	}
+	if (out && out->len) {
+		tx->owned = bufpool_get(conn->srv->bp, out->len);
+		if (!tx->owned) {
+			iscsi_conn_close(conn, "out of memory");
+			return;
+		}
+		tx->owned_len = out->len;
+		memcpy(tx->owned, out->buf, out->len);
+		tx->data = tx->owned;
+		tx->data_len = (uint32_t)out->len;
+	}
+	iscsi_tx_queue(conn, tx);
+}
+
+static struct iscsi_session *login_find_session(struct iscsi_server *srv, const char *initiator,
+						const uint8_t isid[6], const struct iscsi_target *t)
+{
+	struct list_node *n, *tmp;
+
+	list_for_each_safe(n, tmp, &srv->sessions) {
+		struct iscsi_session *s = list_entry(n, struct iscsi_session, srv_node);
+
+		if (!s->ending && s->target == t && memcmp(s->isid, isid, 6) == 0 &&
+		    strcmp(s->params.initiator_name, initiator) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static struct iscsi_session *login_find_tsih(struct iscsi_server *srv, uint16_t tsih)
+{
+	struct list_node *n, *tmp;
+
+	list_for_each_safe(n, tmp, &srv->sessions) {
+		struct iscsi_session *s = list_entry(n, struct iscsi_session, srv_node);
+
+		if (!s->ending && s->tsih == tsih)
+			return s;
+	}
+	return NULL;
+}
+
+/* The last login response: bind the connection to a session. 0 or a login status. */
+static uint16_t login_join_session(struct iscsi_conn *conn)
+{
+	struct iscsi_server *srv = conn->srv;
+	struct iscsi_session *s;
+
+	if (conn->login_tsih == 0) {
+		bool reinstated = false;
+
+		if (conn->login_target) {
+			/* RFC 7143 6.3.5: a new session with the I_T nexus of an
+			 * existing one (same initiator name and ISID) replaces it */
+			s = login_find_session(srv, conn->login_sp.initiator_name, conn->login_isid,
+					       conn->login_target);
+			if (s) {
+				log_info("session 0x%04x of %s reinstated", s->tsih,
+					 s->params.initiator_name);
+				iscsi_session_stop(s, "reinstated by a new login");
+				reinstated = true;
+			}
+		}
+		if (srv->nsessions >= srv->cfg.max_sessions)
+			return ISCSI_LOGIN_OUT_OF_RESOURCES;
+		s = iscsi_session_new(srv, conn->login_target, &conn->login_sp, conn->login_isid);
+		if (!s)
+			return ISCSI_LOGIN_OUT_OF_RESOURCES;
+		s->exp_cmdsn = conn->login_cmdsn;
+		s->max_cmdsn = conn->login_cmdsn + ISCSI_QUEUE_DEPTH - 1;
+		s->reinstated = reinstated;
+	} else {
+		s = login_find_tsih(srv, conn->login_tsih);
+		if (!s || memcmp(s->isid, conn->login_isid, 6) != 0 ||
+		    strcmp(s->params.initiator_name, conn->login_sp.initiator_name) != 0)
+			return ISCSI_LOGIN_SESSION_DOES_NOT_EXIST;
+		struct list_node *n, *tmp;
+		struct iscsi_conn *old = NULL;
+
+		list_for_each_safe(n, tmp, &s->conns) {
+			struct iscsi_conn *c = list_entry(n, struct iscsi_conn, sess_node);
+
+			if (c->cid == conn->cid)
+				old = c;
+		}
+		if (old) {
+			/* RFC 7143 6.3.4: connection reinstatement; at ERL 0 the
+			 * old connection's tasks are terminated */
+			s->refs++;
+			iscsi_conn_close(old, "reinstated by a new login");
+			if (s->ending) {
+				iscsi_session_put(s);
+				return ISCSI_LOGIN_SESSION_DOES_NOT_EXIST;
+			}
+			s->refs--;
+		} else if ((uint32_t)s->nconns >= s->params.max_connections) {
+			return ISCSI_LOGIN_TOO_MANY_CONNECTIONS;
+		}
+	}
+	iscsi_session_attach(s, conn);
+	return ISCSI_LOGIN_OK;
+}
+
+/* Checks of the first complete request: who logs in, to what. */
+static uint16_t login_first_request(struct iscsi_conn *conn, struct iscsi_text_out *out)
+{
+	struct iscsi_session_params *sp = &conn->login_sp;
+
+	/* RFC 7143 13.5.1: InitiatorName MUST be sent in the first request */
+	if (!sp->initiator_name[0])
+		return ISCSI_LOGIN_MISSING_PARAMETER;
+	if (sp->session_type == ISCSI_SESSION_DISCOVERY)
+		return ISCSI_LOGIN_OK;
+	/* RFC 7143 13.4: TargetName is required for a normal session */
+	if (!sp->target_name[0])
+		return ISCSI_LOGIN_MISSING_PARAMETER;
+	conn->login_target = iscsi_target_find(conn->srv, sp->target_name);
+	if (!conn->login_target)
+		return ISCSI_LOGIN_NOT_FOUND;
+	if (conn->srv->shutting_down)
+		return ISCSI_LOGIN_SERVICE_UNAVAILABLE;
+	/* RFC 7143 13.9: the target returns its TargetPortalGroupTag in the
+	 * first login response of a normal session */
+	char tag[8];
+
+	snprintf(tag, sizeof(tag), "%u", conn->login_target->tpgt);
+	iscsi_text_append(out, "TargetPortalGroupTag", tag);
+	return ISCSI_LOGIN_OK;
+}
+
+void iscsi_login_pdu(struct iscsi_conn *conn, uint8_t *data, uint32_t len)
+{
+	const struct iscsi_login_req *req = (const struct iscsi_login_req *)&conn->rx_bhs;
+	bool transit = req->flags & ISCSI_LOGIN_TRANSIT;
+	bool cont = req->flags & ISCSI_FLAG_CONTINUE;
+	int csg = ISCSI_LOGIN_CSG(req->flags);
+	int nsg = ISCSI_LOGIN_NSG(req->flags);
+	struct iscsi_kv *kv = NULL;
+	char outbuf[LOGIN_RSP_TEXT_MAX];
+	struct iscsi_text_out out = { .buf = outbuf, .cap = sizeof(outbuf) };
+	uint16_t status;
+
+	if (!conn->login_started) {
+		conn->login_started = true;
+		memcpy(conn->login_isid, req->isid, 6);
+		conn->login_tsih = pdu_get16(req->tsih);
+		conn->login_itt = pdu_get32(req->itt);
+		conn->login_cmdsn = pdu_get32(req->cmdsn);
+		conn->cid = pdu_get16(req->cid);
+		conn->statsn = pdu_get32(req->exp_statsn);
+		iscsi_session_params_default(&conn->login_sp);
+		iscsi_negotiation_init(&conn->neg, &conn->srv->limits, &conn->login_sp, &conn->params,
+				       conn->login_tsih == 0);
+		/* RFC 7143 11.12.4: we speak version 0x00 only */
+		if (req->version_min > 0) {
+			login_fail(conn, ISCSI_LOGIN_UNSUPPORTED_VERSION, "unsupported version");
+			return;
+		}
+	} else if (memcmp(conn->login_isid, req->isid, 6) != 0 ||
+		   conn->login_tsih != pdu_get16(req->tsih) ||
+		   conn->login_itt != pdu_get32(req->itt)) {
+		/* RFC 7143 11.12: ISID, TSIH and ITT stay the same through login */
+		login_fail(conn, ISCSI_LOGIN_INITIATOR_ERROR, "login identity changed mid-login");
+		return;
+	}
+	conn->login_cmdsn = pdu_get32(req->cmdsn);
+	/* RFC 7143 11.12.2: T and C together are a protocol error; stage 2 is
+	 * reserved; a transit goes forward only */
+	if ((transit && cont) || csg == 2 || csg == 3 ||
+	    (transit && (nsg == 2 || nsg <= csg))) {
+		login_fail(conn, ISCSI_LOGIN_INITIATOR_ERROR, "invalid stage transition");
+		return;
+	}
+	if (conn->login_text_len + len > ISCSI_LOGIN_TEXT_MAX) {
+		login_fail(conn, ISCSI_LOGIN_INITIATOR_ERROR, "login text too long");
+		return;
+	}
+	if (len) {
+		char *grown = realloc(conn->login_text, conn->login_text_len + len + 1);
+
+		if (!grown) {
+			login_fail(conn, ISCSI_LOGIN_OUT_OF_RESOURCES, "out of memory");
+			return;
+		}
+		conn->login_text = grown;
+		memcpy(conn->login_text + conn->login_text_len, data, len);
+		conn->login_text_len += len;
+	}
+	if (cont) {
+		/* RFC 7143 11.12.2: more text follows; answer with an empty
+		 * response to ask for it */
+		login_send_text(conn, (uint8_t)(csg << 2), 0, NULL);
+		return;
+	}
+	kv = calloc(ISCSI_TEXT_MAX_KEYS, sizeof(*kv));
+	if (!kv) {
+		login_fail(conn, ISCSI_LOGIN_OUT_OF_RESOURCES, "out of memory");
+		return;
+	}
+	int n = 0;
+
+	if (conn->login_text_len) {
+		n = iscsi_text_parse(conn->login_text, conn->login_text_len, kv, ISCSI_TEXT_MAX_KEYS);
+		if (n < 0) {
+			login_fail(conn, ISCSI_LOGIN_INITIATOR_ERROR, "malformed login text");
+			goto out;
+		}
+	}
+	conn->neg.stage = (enum iscsi_login_stage)csg;
+	status = (uint16_t)iscsi_negotiate_login(&conn->neg, kv, n, &out);
+	if (status) {
+		login_fail(conn, status, "negotiation failed");
+		goto out;
+	}
+	if (!conn->login_first_done) {
+		conn->login_first_done = true;
+		status = login_first_request(conn, &out);
+		if (status) {
+			login_fail(conn, status, status == ISCSI_LOGIN_NOT_FOUND ? "unknown target" :
+				   "missing InitiatorName or TargetName");
+			goto out;
+		}
+	}
+	conn->login_text_len = 0;
+	uint8_t flags = (uint8_t)(csg << 2);
+	uint16_t tsih = 0;
+
+	if (transit) {
+		flags |= ISCSI_LOGIN_TRANSIT | (uint8_t)nsg;
+		if (nsg == ISCSI_STAGE_FULL_FEATURE) {
+			iscsi_negotiate_finish(&conn->neg, &out);
+			status = login_join_session(conn);
+			if (status) {
+				login_fail(conn, status, "cannot join or create the session");
+				goto out;
+			}
+			tsih = conn->sess->tsih;
+		}
+	}
+	if (out.overflow) {
+		login_fail(conn, ISCSI_LOGIN_TARGET_ERROR, "login response too long");
+		goto out;
+	}
+	login_send_text(conn, flags, tsih, &out);
+	if (conn->state == CONN_FULL_FEATURE) {
+		log_info("conn %u (%s): %s session 0x%04x of %s%s%s in full feature phase", conn->id,
+			 conn->peer,
+			 conn->sess->params.session_type == ISCSI_SESSION_DISCOVERY ? "discovery" : "normal",
+			 conn->sess->tsih, conn->sess->params.initiator_name,
+			 conn->sess->target ? " to " : "",
+			 conn->sess->target ? conn->sess->target->name : "");
+		free(conn->login_text);
+		conn->login_text = NULL;
+	}
+out:
+	free(kv);
+}

@@ -1,0 +1,309 @@
+/*
+ * Targets and portals: listening sockets, accepted connections, the
+ * once-a-second tick (login and NOP timeouts, shutdown), and SendTargets
+ * (RFC 7143 appendix C).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iscsi/server.h"
+#include "util/log.h"
+
+struct iscsi_server_ext {
+	struct iscsi_server srv;
+	void (*shutdown_done)(void *);
+	void *shutdown_arg;
+};
+
+static void server_tick(void *arg);
+
+struct iscsi_server *iscsi_server_new(struct ev_loop *loop)
+{
+	struct iscsi_server_ext *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return NULL;
+	struct iscsi_server *srv = &x->srv;
+
+	srv->loop = loop;
+	srv->bp = bufpool_new();
+	if (!srv->bp) {
+		free(x);
+		return NULL;
+	}
+	srv->cfg.login_timeout_s = 15;
+	srv->cfg.nop_interval_s = 30;
+	srv->cfg.nop_timeout_s = 30;
+	srv->cfg.logout_grace_s = 3;
+	srv->cfg.max_sessions = 1024;
+	iscsi_limits_default(&srv->limits);
+	list_init(&srv->sessions);
+	list_init(&srv->conns);
+	ev_tick_add(loop, server_tick, srv);
+	return srv;
+}
+
+void iscsi_server_free(struct iscsi_server *srv)
+{
+	if (!srv)
+		return;
+	for (size_t i = 0; i < srv->nportals; i++) {
+		ev_del(srv->loop, &srv->portals[i].h);
+		close(srv->portals[i].h.fd);
+	}
+	for (size_t i = 0; i < srv->ntargets; i++) {
+		spt_lun_map_close(&srv->targets[i]->luns);
+		free(srv->targets[i]);
+	}
+	bufpool_free(srv->bp);
+	free((struct iscsi_server_ext *)srv);
+}
+
+struct iscsi_target *iscsi_server_add_target(struct iscsi_server *srv, const char *name)
+{
+	if (srv->ntargets == ISCSI_MAX_TARGETS || strlen(name) > ISCSI_NAME_MAX)
+		return NULL;
+	struct iscsi_target *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->tpgt = ISCSI_DEFAULT_TPGT;
+	srv->targets[srv->ntargets++] = t;
+	return t;
+}
+
+struct iscsi_target *iscsi_target_find(struct iscsi_server *srv, const char *name)
+{
+	/* RFC 7143 4.2.7.1: iSCSI names compare case-insensitively after
+	 * stringprep; initiators send them lowercased */
+	for (size_t i = 0; i < srv->ntargets; i++)
+		if (strcasecmp(srv->targets[i]->name, name) == 0)
+			return srv->targets[i];
+	return NULL;
+}
+
+static void portal_accept(struct ev_handler *h, uint32_t events)
+{
+	struct iscsi_portal *p = h->arg;
+
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("portal %s: accept: %s", p->text, strerror(errno));
+			return;
+		}
+		if (p->srv->shutting_down) {
+			close(fd);
+			continue;
+		}
+		iscsi_conn_accept(p->srv, fd);
+	}
+}
+
+int iscsi_server_listen(struct iscsi_server *srv, const char *spec, char *err, size_t errlen)
+{
+	char host[256];
+	const char *port;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	int fd = -1, one = 1, rc;
+
+	if (srv->nportals == ISCSI_MAX_PORTALS) {
+		snprintf(err, errlen, "too many portals (at most %d)", ISCSI_MAX_PORTALS);
+		return -1;
+	}
+	if (spec[0] == '[') {
+		const char *end = strchr(spec, ']');
+
+		if (!end || end[1] != ':' || (size_t)(end - spec - 1) >= sizeof(host)) {
+			snprintf(err, errlen, "bad portal '%s': expected [IPV6]:PORT", spec);
+			return -1;
+		}
+		memcpy(host, spec + 1, (size_t)(end - spec - 1));
+		host[end - spec - 1] = '\0';
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(spec, ':');
+
+		if (!colon || (size_t)(colon - spec) >= sizeof(host) || strchr(spec, ':') != colon) {
+			snprintf(err, errlen, "bad portal '%s': expected ADDR:PORT or [IPV6]:PORT", spec);
+			return -1;
+		}
+		memcpy(host, spec, (size_t)(colon - spec));
+		host[colon - spec] = '\0';
+		port = colon + 1;
+	}
+	char *endp;
+	long pn = strtol(port, &endp, 10);
+
+	if (!*port || *endp || pn < 1 || pn > 65535) {
+		snprintf(err, errlen, "bad port in '%s'", spec);
+		return -1;
+	}
+	rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, errlen, "bad address in '%s': %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 512) < 0)
+		goto fail;
+	struct iscsi_portal *p = &srv->portals[srv->nportals];
+
+	memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
+	p->addrlen = ai->ai_addrlen;
+	p->srv = srv;
+	snprintf(p->text, sizeof(p->text), "%s", spec);
+	p->h.fd = fd;
+	p->h.cb = portal_accept;
+	p->h.arg = p;
+	if (ev_add(srv->loop, &p->h, EPOLLIN) < 0)
+		goto fail;
+	srv->nportals++;
+	freeaddrinfo(ai);
+	log_info("listening on %s", spec);
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return -1;
+}
+
+static bool addr_is_any(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return false;
+}
+
+static void format_addr(const struct sockaddr_storage *ss, uint16_t port, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "";
+
+	if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, port);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, port);
+	}
+}
+
+static uint16_t addr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/*
+ * RFC 7143 appendix C / 13.3: SendTargets=All lists every target with its
+ * portals; an empty value (normal session) the session's target; a name
+ * that target. A wildcard portal is reported with the address the
+ * initiator reached us on.
+ */
+int iscsi_sendtargets(struct iscsi_conn *conn, const char *what, struct iscsi_text_out *out)
+{
+	struct iscsi_server *srv = conn->srv;
+	bool discovery = conn->sess->params.session_type == ISCSI_SESSION_DISCOVERY;
+	bool all = strcmp(what, "All") == 0;
+
+	if (all && !discovery) {
+		/* RFC 7143 13.3: "All" only in a discovery session */
+		iscsi_text_append(out, "SendTargets", "Reject");
+		return 0;
+	}
+	for (size_t i = 0; i < srv->ntargets; i++) {
+		struct iscsi_target *t = srv->targets[i];
+
+		if (!all) {
+			if (what[0] ? strcasecmp(what, t->name) != 0 : conn->sess->target != t)
+				continue;
+		}
+		iscsi_text_append(out, "TargetName", t->name);
+		for (size_t p = 0; p < srv->nportals; p++) {
+			char addr[96], val[112];
+			const struct iscsi_portal *po = &srv->portals[p];
+
+			if (addr_is_any(&po->addr)) {
+				if (conn->local.ss_family != po->addr.ss_family)
+					continue;
+				format_addr(&conn->local, addr_port(&po->addr), addr, sizeof(addr));
+			} else {
+				format_addr(&po->addr, addr_port(&po->addr), addr, sizeof(addr));
+			}
+			snprintf(val, sizeof(val), "%s,%u", addr, t->tpgt);
+			iscsi_text_append(out, "TargetAddress", val);
+		}
+	}
+	return 0;
+}
+
+static void server_tick(void *arg)
+{
+	struct iscsi_server *srv = arg;
+	uint64_t now = ev_now_ms();
+	struct list_node *n, *tmp;
+
+	list_for_each_safe(n, tmp, &srv->conns)
+		iscsi_conn_tick(list_entry(n, struct iscsi_conn, srv_node), now);
+	if (!srv->shutting_down)
+		return;
+	if (now >= srv->shutdown_deadline_ms) {
+		list_for_each_safe(n, tmp, &srv->conns)
+			iscsi_conn_close(list_entry(n, struct iscsi_conn, srv_node), "target shutting down");
+	}
+	if (list_empty(&srv->conns) && list_empty(&srv->sessions)) {
+		struct iscsi_server_ext *x = (struct iscsi_server_ext *)srv;
+
+		if (x->shutdown_done) {
+			void (*done)(void *) = x->shutdown_done;
+
+			x->shutdown_done = NULL;
+			done(x->shutdown_arg);
+		}
+	}
+}
+
+void iscsi_server_shutdown(struct iscsi_server *srv, void (*done)(void *), void *arg)
+{
+	struct iscsi_server_ext *x = (struct iscsi_server_ext *)srv;
+	struct list_node *n, *tmp;
+
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = true;
+	srv->shutdown_deadline_ms = ev_now_ms() + srv->cfg.logout_grace_s * 1000ull;
+	x->shutdown_done = done;
+	x->shutdown_arg = arg;
+	for (size_t i = 0; i < srv->nportals; i++)
+		ev_del(srv->loop, &srv->portals[i].h);
+	list_for_each_safe(n, tmp, &srv->conns) {
+		struct iscsi_conn *c = list_entry(n, struct iscsi_conn, srv_node);
+
+		if (c->state == CONN_FULL_FEATURE && c->sess &&
+		    c->sess->params.session_type == ISCSI_SESSION_NORMAL)
+			iscsi_send_async_logout(c, (uint16_t)srv->cfg.logout_grace_s);
+		else
+			iscsi_conn_close(c, "target shutting down");
+	}
+	log_info("shutting down: asked %zu session(s) to log out", srv->nsessions);
+}

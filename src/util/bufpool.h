@@ -1,0 +1,26 @@
+/*
+ * Per-reactor data buffers in power-of-two size classes (4 KiB .. 16 MiB),
+ * kept on free lists so the command path does not call malloc once warm.
+ */
+#ifndef UTIL_BUFPOOL_H
+#define UTIL_BUFPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUFPOOL_MIN_SHIFT 12
+#define BUFPOOL_MAX_SHIFT 24
+#define BUFPOOL_CLASSES (BUFPOOL_MAX_SHIFT - BUFPOOL_MIN_SHIFT + 1)
+/* free buffers kept per class beyond which they go back to the system */
+#define BUFPOOL_KEEP_BYTES (64u << 20)
+
+struct bufpool;
+
+struct bufpool *bufpool_new(void);
+void bufpool_free(struct bufpool *bp);
+/* A buffer of at least len bytes (len <= 1 << BUFPOOL_MAX_SHIFT), or NULL. */
+void *bufpool_get(struct bufpool *bp, size_t len);
+/* Returns a buffer obtained with the same len. */
+void bufpool_put(struct bufpool *bp, void *buf, size_t len);
+
+#endif
