@@ -389,7 +389,6 @@ static bool conn_header_step(struct iscsi_conn *conn)
 	struct iscsi_bhs *h = &conn->rx_bhs;
 	uint8_t op = pdu_opcode(h);
 	uint32_t dsl = pdu_dsl(h);
-	uint8_t reject = 0;
 
 	conn->rx_dsl = dsl;
 	conn->rx_dest = NULL;
@@ -437,12 +436,20 @@ static bool conn_header_step(struct iscsi_conn *conn)
 			conn->rx_dest = NULL;
 		}
 		break;
-	case ISCSI_OP_DATA_OUT:
+	case ISCSI_OP_DATA_OUT: {
+		unsigned reject = 0;
+
 		conn->rx_dest = iscsi_task_data_out_dest(conn, (struct iscsi_data_out *)h, dsl,
 							 &conn->rx_task, &reject);
-		if (reject)
-			conn_reject_pdu(conn, reject);
+		if (reject == ISCSI_REJECT_FATAL) {
+			iscsi_send_reject(conn, h, ISCSI_REJECT_PROTOCOL_ERROR);
+			conn->state = CONN_LOGGED_OUT;	/* closes once the Reject is out */
+			conn->rx_dest = NULL;
+		} else if (reject) {
+			conn_reject_pdu(conn, (uint8_t)reject);
+		}
 		break;
+	}
 	case ISCSI_OP_NOP_OUT:
 	case ISCSI_OP_TEXT_REQ:
 		conn->rx_dest = conn_pdu_buffer(conn, dsl);

@@ -112,6 +112,7 @@ struct iscsi_task {
 	bool aborted;
 	bool oversize;		/* data-out larger than our buffer: no data taken */
 	bool tas;		/* aborted by another I_T nexus: report TASK ABORTED */
+	bool xport_err;		/* a data sequence error ends it once the provider returns it */
 	enum iscsi_task_state state;
 	/* data-out */
 	uint32_t want;		/* data-out bytes we will take: min(edtl, buf_len) */
@@ -122,6 +123,7 @@ struct iscsi_task {
 	uint32_t burst_end;	/* end of the last complete burst (sequence) */
 	uint32_t r2t_next;	/* next offset to ask for */
 	uint32_t r2tsn;
+	uint32_t out_datasn;	/* DataSN expected next in the current data-out sequence */
 	struct iscsi_r2t_slot r2t[ISCSI_MAX_OUTSTANDING_R2T];
 	uint32_t nr2t;
 	/* data-in */
@@ -294,7 +296,7 @@ void iscsi_logout_req(struct iscsi_conn *conn);
 struct iscsi_task *iscsi_task_from_cmd(struct iscsi_conn *conn, const struct iscsi_scsi_cmd *h,
 				       uint32_t dsl, uint8_t **dest);
 uint8_t *iscsi_task_data_out_dest(struct iscsi_conn *conn, const struct iscsi_data_out *h,
-				  uint32_t dsl, struct iscsi_task **taskp, uint8_t *reject);
+				  uint32_t dsl, struct iscsi_task **taskp, unsigned *reject);
 void iscsi_task_cmd_received(struct iscsi_task *t);
 void iscsi_task_data_received(struct iscsi_task *t, const struct iscsi_data_out *h, uint32_t dsl);
 void iscsi_task_run_ordered(struct iscsi_task *t);

@@ -75,6 +75,8 @@ enum iscsi_reject_reason {
 	ISCSI_REJECT_INVALID_PDU_FIELD = 0x09,
 	ISCSI_REJECT_OUT_OF_RESOURCES = 0x0a,
 	ISCSI_REJECT_WAITING_FOR_LOGOUT = 0x0c,
+	/* not on the wire: Reject, then close the connection */
+	ISCSI_REJECT_FATAL = 0x100,
 };
 
 /* Any PDU: the fields common to all opcodes. */

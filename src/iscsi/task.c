@@ -8,11 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <spt/scsi.h>
+
 #include "iscsi/iscsi.h"
 #include "util/log.h"
 
 static void task_provider_done(struct spt_cmd *cmd);
 static void task_pump(struct iscsi_task *t);
+static void task_send_response(struct iscsi_task *t);
+static void task_fail_transport(struct iscsi_task *t);
 
 static struct iscsi_task *task_of(struct spt_cmd *cmd)
 {
@@ -206,7 +210,7 @@ void iscsi_task_cmd_received(struct iscsi_task *t)
 void iscsi_task_run_ordered(struct iscsi_task *t)
 {
 	t->ordered = true;
-	if (t->aborted) {
+	if (t->aborted || t->state == TASK_DONE) {
 		t->state = TASK_DONE;
 		task_maybe_free(t);
 		return;
@@ -279,7 +283,7 @@ static void task_pump(struct iscsi_task *t)
 }
 
 uint8_t *iscsi_task_data_out_dest(struct iscsi_conn *conn, const struct iscsi_data_out *h,
-				  uint32_t dsl, struct iscsi_task **taskp, uint8_t *reject)
+				  uint32_t dsl, struct iscsi_task **taskp, unsigned *reject)
 {
 	struct iscsi_task *t = iscsi_task_find(conn->sess, pdu_get32(h->itt));
 	uint32_t ttt = pdu_get32(h->ttt);
@@ -314,6 +318,16 @@ uint8_t *iscsi_task_data_out_dest(struct iscsi_conn *conn, const struct iscsi_da
 		*reject = ISCSI_REJECT_PROTOCOL_ERROR;
 		return NULL;
 	}
+	/* RFC 7143 11.7.5: DataSN counts the PDUs of one sequence from 0; a
+	 * gap or repeat cannot be recovered at ErrorRecoveryLevel 0 */
+	if (pdu_get32(h->datasn) != t->out_datasn) {
+		/* no Reject: initiators drop the connection on one, and the
+		 * SCSI status alone tells this command failed */
+		log_warn("conn %u (%s): Data-Out DataSN %u, expected %u: task 0x%x failed",
+			 conn->id, conn->peer, pdu_get32(h->datasn), t->out_datasn, t->itt);
+		task_fail_transport(t);
+		return NULL;
+	}
 	*taskp = t;
 	return t->cmd.buf + off;
 }
@@ -323,13 +337,16 @@ void iscsi_task_data_received(struct iscsi_task *t, const struct iscsi_data_out 
 	uint32_t ttt = pdu_get32(h->ttt);
 
 	t->received += dsl;
+	t->out_datasn++;
 	if (ttt == ISCSI_RESERVED_TAG) {
 		if (t->received >= t->unsol_len || (h->flags & ISCSI_FLAG_FINAL)) {
+			t->out_datasn = 0;
 			t->unsol_done = true;
 			t->burst_end = t->received;
 			t->r2t_next = t->received;
 		}
 	} else if (t->received >= t->r2t[0].offset + t->r2t[0].length) {
+		t->out_datasn = 0;
 		t->burst_end = t->received;
 		memmove(&t->r2t[0], &t->r2t[1], (t->nr2t - 1) * sizeof(t->r2t[0]));
 		t->nr2t--;
@@ -487,10 +504,34 @@ static void task_provider_done(struct spt_cmd *cmd)
 			tmf_release(w);
 		return;
 	}
+	if (t->xport_err) {
+		task_fail_transport(t);
+		return;
+	}
 	if (!cmd->req.is_final && cmd->cpl.scsi_status == SPT_STATUS_GOOD) {
 		task_pump(t);
 		return;
 	}
+	t->state = TASK_DONE;
+	task_send_response(t);
+	task_maybe_free(t);
+}
+
+/*
+ * A transport error the task cannot recover from at ErrorRecoveryLevel 0
+ * (a data sequence error): the command ends with CHECK CONDITION, ABORTED
+ * COMMAND, DATA PHASE ERROR (SPC-4 4B/00) and the session lives on.
+ */
+static void task_fail_transport(struct iscsi_task *t)
+{
+	if (t->state == TASK_DONE)
+		return;
+	if (t->state == TASK_AT_PROVIDER) {
+		t->xport_err = true;	/* finished when the provider hands it back */
+		return;
+	}
+	memset(&t->cmd.cpl, 0, sizeof(t->cmd.cpl));
+	spt_cmd_check_condition(&t->cmd, false, SPT_KEY_ABORTED_COMMAND, 0x4b, 0x00, NULL);
 	t->state = TASK_DONE;
 	task_send_response(t);
 	task_maybe_free(t);

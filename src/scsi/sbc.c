@@ -51,11 +51,11 @@ enum {
 	SBC_OP_VERIFY12 = 0xaf,
 };
 
-/* SERVICE ACTION IN(16) service actions (SBC-3 5.16, 5.8). */
+/* SERVICE ACTION IN(16) service actions (SBC-3 READ CAPACITY(16), GET LBA STATUS). */
 #define SBC_SA_READ_CAPACITY16 0x10
 #define SBC_SA_GET_LBA_STATUS 0x12
 
-/* Sense codes used here (SPC-4 D.2). */
+/* Sense codes used here (SPC-4 annex D). */
 #define ASC_WRITE_ERROR 0x0c		/* 0C/00 WRITE ERROR */
 #define ASCQ_NOT_ENOUGH_UNSOLICITED 0x0d	/* 0C/0D NOT ENOUGH UNSOLICITED DATA */
 #define ASC_INVALID_FIELD_IN_CMD_IU 0x0e	/* 0E/03 INVALID FIELD IN COMMAND INFORMATION UNIT */
@@ -76,13 +76,13 @@ enum {
  * per command (a backend reporting tiny extents must not stall the reactor). */
 #define SBC_LBA_STATUS_MAX_DESCRIPTORS 64
 #define SBC_LBA_STATUS_MAX_LOOKUPS 4096
-/* SBC-3 5.28.2: UNMAP parameter list header and block descriptor sizes. */
+/* SBC-3 UNMAP parameter list header and block descriptor sizes. */
 #define SBC_UNMAP_HEADER_LEN 8
 #define SBC_UNMAP_DESCRIPTOR_LEN 16
-/* SBC-3 5.8.2: GET LBA STATUS header and descriptor sizes. */
+/* SBC-3 GET LBA STATUS parameter data: header and descriptor sizes. */
 #define SBC_LBA_STATUS_HEADER_LEN 8
 #define SBC_LBA_STATUS_DESCRIPTOR_LEN 16
-/* SBC-3 5.16.2 / 5.15.2: READ CAPACITY parameter data sizes. */
+/* SBC-3 READ CAPACITY(10)/(16) parameter data sizes. */
 #define SBC_READ_CAPACITY10_LEN 8
 #define SBC_READ_CAPACITY16_LEN 32
 
@@ -111,7 +111,7 @@ struct sbc_cdb_desc {
 	uint8_t reserved[16];	/* reserved bits per byte, CONTROL excluded */
 };
 
-/* Bit masks of byte 1 for the common layouts (SBC-3 5.x tables). */
+/* Bit masks of byte 1 for the common layouts (SBC-3 command tables). */
 #define RSV_B1_RW10 0x04	/* bit 2 reserved, bit 1 FUA_NV, bit 0 obsolete */
 #define RSV_B1_RW16 0x05	/* bit 2 and bit 0 reserved */
 #define RSV_B1_VERIFY10 0x08	/* bit 3 reserved, bits 2-1 BYTCHK, bit 0 obsolete */
@@ -197,11 +197,13 @@ struct sbc_task {
 	bool ndob;			/* WRITE SAME(16) NDOB bit */
 	bool pattern;			/* compare: one block against every block (BYTCHK 11b) */
 	bool flush_after;		/* WCE=0: make zeroing/unmapping durable before GOOD */
+	bool spc_after_flush;		/* START STOP UNIT: spc_execute() once flushed */
 	bool in_submit;			/* submit() has not returned yet */
 	bool inline_done;		/* the operation completed inside submit() */
 	int inline_result;
 };
-_Static_assert(sizeof(struct sbc_task) <= SPT_PROVIDER_SCRATCH, "sbc_task must fit in cmd->scratch");
+_Static_assert(sizeof(struct sbc_task) <= SPT_PROVIDER_SCRATCH,
+	       "sbc_task must fit in cmd->scratch");
 _Static_assert(_Alignof(struct sbc_task) <= 16, "cmd->scratch is 16-byte aligned");
 
 static struct sbc_task *sbc_task_of(struct spt_cmd *cmd)
@@ -257,7 +259,8 @@ static void sbc_busy(struct spt_cmd *cmd)
 	cmd->cpl.sense_length = 0;
 }
 
-/* Maps a backing-store error to status and sense (SBC-3 4.17, SPC-4 4.5.6). */
+/* Maps a backing-store error to status and sense (SBC-3 error reporting, SPC-4
+ * sense keys). */
 static void sbc_io_error(struct sbc_task *t, int result, bool reading)
 {
 	struct spt_bdev *bdev = t->bdev;
@@ -267,11 +270,11 @@ static void sbc_io_error(struct sbc_task *t, int result, bool reading)
 	case -ENOMEM:
 	case -EAGAIN:
 	case -EBUSY:
-		/* SAM-5 5.3: transient lack of resources, the initiator retries */
+		/* SAM-5 status BUSY: transient lack of resources, the initiator retries */
 		sbc_busy(cmd);
 		break;
 	case -ENOSPC:
-		/* SBC-3 4.7.3.6: a thin LU out of backing space */
+		/* SBC-3 thin provisioning: a thin LU out of backing space */
 		if (bdev->thin)
 			spc_check_condition(bdev, cmd, SPT_KEY_DATA_PROTECT, ASC_WRITE_PROTECTED,
 					    ASCQ_SPACE_ALLOCATION_FAILED);
@@ -355,7 +358,7 @@ static void sbc_stream_finished(struct sbc_task *t)
 		return;
 	}
 	if (t->kind == SBC_WRITE_VERIFY && t->bytchk == 1 && t->data_end > 0) {
-		/* SBC-3 5.40: BYTCHK=1 compares the medium with the data-out */
+		/* SBC-3 WRITE AND VERIFY: BYTCHK=1 compares the medium with the data-out */
 		t->phase = SBC_PH_COMPARE;
 		t->pos = 0;
 		t->total = t->data_end;
@@ -501,7 +504,8 @@ static bool sbc_next_io(struct sbc_task *t)
 	}
 }
 
-/* SBC-3 5.24 / 5.40: reports the first byte of the data-out that differs. */
+/* SBC-3 VERIFY, WRITE AND VERIFY: MISCOMPARE reports the first byte of the
+ * data-out that differs. */
 static void sbc_miscompare(struct sbc_task *t, uint64_t offset)
 {
 	struct spt_sense_info info = { .info_valid = true, .information = offset };
@@ -527,7 +531,7 @@ static void sbc_compare_chunk(struct sbc_task *t, uint64_t len)
 			return;
 		}
 	} else {
-		/* SBC-4 5.31: BYTCHK 11b compares one block against every block */
+		/* SBC-4 VERIFY: BYTCHK 11b compares one block against every block */
 		for (uint64_t off = 0; off < len; off += bs) {
 			if (memcmp(t->aux + off, data, bs) != 0) {
 				uint64_t i = 0;
@@ -564,7 +568,7 @@ static void sbc_io_result(struct sbc_task *t, int result)
 		sbc_compare_chunk(t, io->length);
 		break;
 	case SBC_PH_OR_READ:
-		/* SBC-3 5.11: the medium is ORed with the data-out */
+		/* SBC-3 ORWRITE: the medium is ORed with the data-out */
 		for (uint32_t i = 0; i < t->data_end; i++)
 			t->aux[i] |= t->cmd->buf[i];
 		t->phase = SBC_PH_OR_WRITE;
@@ -582,6 +586,12 @@ static void sbc_io_result(struct sbc_task *t, int result)
 		t->unmap_idx++;
 		break;
 	case SBC_PH_FLUSH:
+		if (t->spc_after_flush) {
+			spc_execute(t->bdev, t->cmd);
+			t->transfer_length = t->cmd->cpl.transfer_length;
+		}
+		t->phase = SBC_PH_DONE;
+		break;
 	default:
 		t->phase = SBC_PH_DONE;
 		break;
@@ -655,20 +665,20 @@ static bool sbc_check_fields(struct spt_bdev *bdev, struct spt_cmd *cmd,
 	int bit;
 
 	if (d->protect && (cdb[1] & 0xe0)) {
-		/* SBC-3 4.22.2: no protection information, so RD/WR/VR/ORPROTECT
-		 * must be zero (SBC-3 5.x field tables, INVALID FIELD IN CDB) */
+		/* SBC-3 protection information model: none here, so RD/WR/VR/ORPROTECT
+		 * must be zero (INVALID FIELD IN CDB) */
 		spc_invalid_field_in_cdb(bdev, cmd, 1, 7);
 		return false;
 	}
 	for (uint8_t byte = 1; byte + 1 < d->len; byte++) {
 		bit = sbc_high_bit(cdb[byte], d->reserved[byte]);
 		if (bit >= 0) {
-			/* SPC-4 4.3.1: a reserved field that is not zero is an invalid field */
+			/* SPC-4 reserved fields: a reserved field that is not zero is an invalid field */
 			spc_invalid_field_in_cdb(bdev, cmd, byte, bit);
 			return false;
 		}
 	}
-	/* SAM-5 5.2: NACA=1 asks for ACA, which we do not support; LINK is obsolete */
+	/* SAM-5 CONTROL byte: NACA=1 asks for ACA, which we do not support; LINK is obsolete */
 	bit = sbc_high_bit(control, 0x05);
 	if (bit >= 0) {
 		spc_invalid_field_in_cdb(bdev, cmd, d->len - 1, bit);
@@ -677,7 +687,7 @@ static bool sbc_check_fields(struct spt_bdev *bdev, struct spt_cmd *cmd,
 	return true;
 }
 
-/* SBC-3 6.5.3: MAXIMUM TRANSFER LENGTH of the Block Limits VPD page. */
+/* SBC-3 Block Limits VPD page: MAXIMUM TRANSFER LENGTH of the Block Limits VPD page. */
 static bool sbc_check_transfer(struct spt_bdev *bdev, struct spt_cmd *cmd,
 			       const struct sbc_cdb_desc *d, uint64_t bytes)
 {
@@ -688,21 +698,11 @@ static bool sbc_check_transfer(struct spt_bdev *bdev, struct spt_cmd *cmd,
 	return true;
 }
 
-/* SBC-3 4.5: LBA + count beyond the capacity is LBA OUT OF RANGE. */
+/* SBC-3 logical blocks model: LBA + count beyond the capacity is LBA OUT OF RANGE. */
 static bool sbc_check_range(struct spt_bdev *bdev, struct spt_cmd *cmd, uint64_t lba, uint64_t n)
 {
 	if (sbc_lba_out_of_range(bdev, lba, n)) {
 		spc_check_condition(bdev, cmd, SPT_KEY_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE, 0);
-		return false;
-	}
-	return true;
-}
-
-/* SBC-3 4.11: no medium writes on a write-protected logical unit. */
-static bool sbc_check_writable(struct spt_bdev *bdev, struct spt_cmd *cmd)
-{
-	if (bdev->read_only) {
-		spc_check_condition(bdev, cmd, SPT_KEY_DATA_PROTECT, ASC_WRITE_PROTECTED, 0);
 		return false;
 	}
 	return true;
@@ -738,14 +738,14 @@ static bool sbc_data_out_extent(struct spt_bdev *bdev, struct spt_cmd *cmd,
 /* Decoding: one function per command family, on the first request      */
 /* ------------------------------------------------------------------ */
 
-/* Reads LBA and count; READ(6)/WRITE(6) pack a 21-bit LBA (SBC-3 5.7, 5.32). */
+/* Reads LBA and count; READ(6)/WRITE(6) pack a 21-bit LBA (SBC-3 READ(6), WRITE(6)). */
 static void sbc_decode_lba_count(struct sbc_task *t, const struct sbc_cdb_desc *d)
 {
 	const uint8_t *cdb = t->cmd->req.cdb;
 
 	if (d->len == 6) {
 		t->lba = (uint64_t)(cdb[1] & 0x1f) << 16 | spt_get_be16(cdb + 2);
-		/* SBC-3 5.7: TRANSFER LENGTH 0 means 256 blocks */
+		/* SBC-3 READ(6)/WRITE(6): TRANSFER LENGTH 0 means 256 blocks */
 		t->nblocks = cdb[4] ? cdb[4] : 256;
 		return;
 	}
@@ -763,12 +763,15 @@ static bool sbc_setup_read(struct sbc_task *t, const struct sbc_cdb_desc *d)
 	t->transfer_length = sbc_clamp32(bytes);
 	if (!sbc_check_transfer(bdev, cmd, d, bytes) || !sbc_check_range(bdev, cmd, t->lba, t->nblocks))
 		return false;
-	/* a smaller EDTL (or engine buffer) gets what fits; the engine reports
-	 * the overflow residual (RFC 7143 11.4.5.1, libiscsi Read10Residuals) */
+	/* a smaller EDTL gets what fits; the engine reports the overflow
+	 * residual (RFC 7143 SCSI Response residuals, libiscsi Read10Residuals) */
 	if (len > cmd->req.expected_length)
 		len = cmd->req.expected_length;
-	if (len > cmd->buf_len)
-		len = cmd->buf_len;
+	if (len > cmd->buf_len) {
+		/* the engine cannot hold the transfer: as if above MAXIMUM TRANSFER LENGTH */
+		spc_invalid_field_in_cdb(bdev, cmd, d->count_off, -1);
+		return false;
+	}
 	t->read_len = (uint32_t)len;
 	t->phase = SBC_PH_READ;
 	return true;
@@ -785,17 +788,19 @@ static bool sbc_setup_write(struct sbc_task *t, const struct sbc_cdb_desc *d)
 	if (t->kind == SBC_WRITE_VERIFY) {
 		t->bytchk = (cdb[1] >> 1) & 0x3;
 		if (t->bytchk > 1) {
-			/* SBC-3 5.40: BYTCHK is 0 or 1 for WRITE AND VERIFY */
+			/* SBC-3 WRITE AND VERIFY: BYTCHK is 0 or 1 for WRITE AND VERIFY */
 			spc_invalid_field_in_cdb(bdev, cmd, 1, 2);
 			return false;
 		}
 	}
 	if (!sbc_check_transfer(bdev, cmd, d, bytes) ||
-	    !sbc_check_range(bdev, cmd, t->lba, t->nblocks) || !sbc_check_writable(bdev, cmd) ||
+	    !sbc_check_range(bdev, cmd, t->lba, t->nblocks) ||
+	    /* SBC-3 write protection: no medium writes on a write-protected LU (or SWP=1) */
+	    spc_write_protected(bdev, cmd) ||
 	    !sbc_data_out_extent(bdev, cmd, d, bytes, &t->data_end))
 		return false;
-	/* SBC-3 5.32: FUA=1 makes the write durable before status; so does WCE=0
-	 * (SBC-3 6.4.5); WRITE AND VERIFY writes to the medium before verifying */
+	/* SBC-3 WRITE(10): FUA=1 makes the write durable before status; so does WCE=0
+	 * (Caching mode page); WRITE AND VERIFY writes to the medium before verifying */
 	t->fua = (d->len > 6 && (cdb[1] & 0x08)) || !spc_write_cache_enabled(bdev) ||
 		 t->kind == SBC_WRITE_VERIFY;
 	t->phase = t->kind == SBC_ORWRITE ? SBC_PH_OR_READ : SBC_PH_STREAM;
@@ -810,13 +815,14 @@ static bool sbc_setup_verify(struct sbc_task *t, const struct sbc_cdb_desc *d)
 
 	t->bytchk = (cmd->req.cdb[1] >> 1) & 0x3;
 	if (t->bytchk == 2) {
-		/* SBC-4 5.31: BYTCHK 10b is reserved */
+		/* SBC-4 VERIFY: BYTCHK 10b is reserved */
 		spc_invalid_field_in_cdb(bdev, cmd, 1, 2);
 		return false;
 	}
-	/* SBC-4 5.31: BYTCHK 0 transfers nothing, 01b the range, 11b one block */
-	t->transfer_length = t->bytchk == 0 ? 0 : t->bytchk == 1 ? sbc_clamp32(bytes)
-								 : bdev->block_size;
+	/* SBC-4 VERIFY: BYTCHK 0 transfers nothing, 01b the range, 11b one block */
+	t->transfer_length = t->bytchk == 0 || t->nblocks == 0 ? 0
+			     : t->bytchk == 1		      ? sbc_clamp32(bytes)
+							      : bdev->block_size;
 	if (t->bytchk != 0 && !sbc_check_transfer(bdev, cmd, d, bytes))
 		return false;
 	if (!sbc_check_range(bdev, cmd, t->lba, t->nblocks))
@@ -851,13 +857,13 @@ static bool sbc_setup_prefetch_sync(struct sbc_task *t, const struct sbc_cdb_des
 	struct spt_cmd *cmd = t->cmd;
 	uint64_t n = t->nblocks;
 
-	/* SBC-3 5.9 / 5.22: a count of 0 means up to the last LBA */
+	/* SBC-3 PRE-FETCH / SYNCHRONIZE CACHE: a count of 0 means up to the last LBA */
 	if (!sbc_check_range(bdev, cmd, t->lba, n))
 		return false;
 	t->transfer_length = 0;
 	if (t->kind == SBC_PREFETCH) {
 		/*
-		 * SBC-3 5.9: nothing is guaranteed to be held in a cache here (the
+		 * SBC-3 PRE-FETCH: nothing is guaranteed to be held in a cache here (the
 		 * page cache is the host's), which is the "cache too small" case:
 		 * GOOD, not CONDITION MET. libiscsi Prefetch10/16 expect GOOD.
 		 */
@@ -865,7 +871,7 @@ static bool sbc_setup_prefetch_sync(struct sbc_task *t, const struct sbc_cdb_des
 		return true;
 	}
 	/*
-	 * SBC-3 5.22: IMMED=1 allows status before the flush ends. We still wait:
+	 * SBC-3 SYNCHRONIZE CACHE: IMMED=1 allows status before the flush ends. We still wait:
 	 * a flush nobody waits for would consume the backing store's write-back
 	 * error (fsync reports it once), and the next SYNCHRONIZE CACHE would
 	 * then claim durability for lost data (DESIGN.md, durability contract).
@@ -874,10 +880,15 @@ static bool sbc_setup_prefetch_sync(struct sbc_task *t, const struct sbc_cdb_des
 	return true;
 }
 
-/* SBC-3 6.5.3: MAXIMUM WRITE SAME LENGTH reported in the Block Limits VPD page. */
-uint64_t sbc_max_write_same_blocks(const struct spt_bdev *bdev)
+/* SBC-3 WRITE SAME: beyond MAXIMUM WRITE SAME LENGTH (Block Limits VPD page). */
+static bool sbc_check_write_same_length(struct spt_bdev *bdev, struct spt_cmd *cmd,
+					const struct sbc_cdb_desc *d, uint64_t nblocks)
 {
-	return bdev->block_size ? SBC_MAX_WRITE_SAME_BYTES / bdev->block_size : 0;
+	if (nblocks > SPC_MAX_WRITE_SAME_BLOCKS) {
+		spc_invalid_field_in_cdb(bdev, cmd, d->count_off, -1);
+		return false;
+	}
+	return true;
 }
 
 static bool sbc_setup_write_same(struct sbc_task *t, const struct sbc_cdb_desc *d)
@@ -891,25 +902,30 @@ static bool sbc_setup_write_same(struct sbc_task *t, const struct sbc_cdb_desc *
 	t->ndob = d->len == 16 && (cdb[1] & 0x01);
 	t->transfer_length = t->ndob ? 0 : bdev->block_size;
 	if (anchor) {
-		/* SBC-3 5.45 table 101: ANCHOR=1 without UNMAP, or without ANC_SUP
-		 * (we report 0), is INVALID FIELD IN CDB */
+		/* SBC-3 WRITE SAME, ANCHOR/UNMAP table: ANCHOR=1 without UNMAP, or
+		 * without ANC_SUP (we report 0), is INVALID FIELD IN CDB */
 		spc_invalid_field_in_cdb(bdev, cmd, 1, 4);
 		return false;
 	}
-	if (!sbc_check_range(bdev, cmd, t->lba, t->nblocks))
-		return false;
-	/* SBC-3 5.45: NUMBER OF BLOCKS 0 writes up to the last LBA (WSNZ=0) */
-	if (t->nblocks == 0)
-		t->nblocks = bdev->num_blocks - t->lba;
-	if (t->nblocks > sbc_max_write_same_blocks(bdev)) {
-		/* SBC-3 5.45: beyond MAXIMUM WRITE SAME LENGTH */
+	if (t->nblocks == 0 && SPC_WRITE_SAME_NO_ZERO) {
+		/* SBC-3 WRITE SAME, Block Limits VPD: with WSNZ=1 NUMBER OF
+		 * LOGICAL BLOCKS must not be 0 */
 		spc_invalid_field_in_cdb(bdev, cmd, d->count_off, -1);
 		return false;
 	}
-	if (!sbc_check_writable(bdev, cmd))
+	if (!sbc_check_write_same_length(bdev, cmd, d, t->nblocks) ||
+	    !sbc_check_range(bdev, cmd, t->lba, t->nblocks))
+		return false;
+	/* SBC-3 WRITE SAME: NUMBER OF BLOCKS 0 writes up to the last LBA (when WSNZ=0) */
+	if (t->nblocks == 0)
+		t->nblocks = bdev->num_blocks - t->lba;
+	if (!sbc_check_write_same_length(bdev, cmd, d, t->nblocks))
+		return false;
+	if (spc_write_protected(bdev, cmd))
 		return false;
 	if (t->unmap && !bdev->thin) {
-		/* SBC-3 6.5.4: LBPWS/LBPWS10 are 0 on a fully provisioned LU */
+		/* SBC-3 Logical Block Provisioning VPD: LBPWS/LBPWS10 are 0 on a
+		 * fully provisioned LU */
 		spc_invalid_field_in_cdb(bdev, cmd, 1, 3);
 		return false;
 	}
@@ -939,23 +955,23 @@ static bool sbc_setup_unmap(struct sbc_task *t, const struct sbc_cdb_desc *d)
 
 	t->transfer_length = pll;
 	if (cmd->req.cdb[1] & 0x01) {
-		/* SBC-3 5.28: ANCHOR=1 with ANC_SUP=0 is INVALID FIELD IN CDB */
+		/* SBC-3 UNMAP: ANCHOR=1 with ANC_SUP=0 is INVALID FIELD IN CDB */
 		spc_invalid_field_in_cdb(bdev, cmd, 1, 0);
 		return false;
 	}
 	if (pll > 0 && pll < SBC_UNMAP_HEADER_LEN) {
-		/* SBC-3 5.28: a list shorter than its header */
+		/* SBC-3 UNMAP: a list shorter than its header */
 		spc_check_condition(bdev, cmd, SPT_KEY_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR, 0);
 		return false;
 	}
-	if (!sbc_check_writable(bdev, cmd))
+	if (spc_write_protected(bdev, cmd))
 		return false;
 	t->flush_after = !spc_write_cache_enabled(bdev);
 	t->phase = SBC_PH_UNMAP;	/* the list is parsed on the final request */
 	return true;
 }
 
-/* SBC-3 5.16: READ CAPACITY(10). */
+/* SBC-3 READ CAPACITY(10). */
 static void sbc_read_capacity10(struct sbc_task *t)
 {
 	struct spt_bdev *bdev = t->bdev;
@@ -964,18 +980,18 @@ static void sbc_read_capacity10(struct sbc_task *t)
 	uint64_t last = bdev->num_blocks ? bdev->num_blocks - 1 : 0;
 
 	if (!(cmd->req.cdb[8] & 0x01) && spt_get_be32(cmd->req.cdb + 2) != 0) {
-		/* SBC-3 5.16.1: LBA must be 0 when PMI is 0 */
+		/* SBC-3 READ CAPACITY(10): LBA must be 0 when PMI is 0 */
 		spc_invalid_field_in_cdb(bdev, cmd, 2, -1);
 		return;
 	}
-	/* SBC-3 5.16.2: FFFFFFFFh tells the client to use READ CAPACITY(16) */
+	/* SBC-3 READ CAPACITY(10) data: FFFFFFFFh tells the client to use READ CAPACITY(16) */
 	spt_put_be32(data, last > 0xfffffffeull ? 0xffffffffu : (uint32_t)last);
 	spt_put_be32(data + 4, bdev->block_size);
 	spc_data_in(cmd, data, sizeof(data));
 	t->transfer_length = cmd->cpl.transfer_length;
 }
 
-/* SBC-3 5.15: READ CAPACITY(16). */
+/* SBC-3 READ CAPACITY(16). */
 static void sbc_read_capacity16(struct sbc_task *t)
 {
 	struct spt_bdev *bdev = t->bdev;
@@ -983,15 +999,11 @@ static void sbc_read_capacity16(struct sbc_task *t)
 	const uint8_t *cdb = cmd->req.cdb;
 	uint8_t data[SBC_READ_CAPACITY16_LEN];
 	uint32_t alloc = spt_get_be32(cdb + 10);
+	/* bytes 2-9 (LBA) and byte 14 bit 0 (PMI) are obsolete in SBC-3 */
 	int bit = sbc_high_bit(cdb[14], 0xfe);
 
 	if (bit >= 0) {
 		spc_invalid_field_in_cdb(bdev, cmd, 14, bit);
-		return;
-	}
-	if (!(cdb[14] & 0x01) && spt_get_be64(cdb + 2) != 0) {
-		/* SBC-3 5.15.1: LBA must be 0 when PMI is 0 */
-		spc_invalid_field_in_cdb(bdev, cmd, 2, -1);
 		return;
 	}
 	memset(data, 0, sizeof(data));
@@ -1001,12 +1013,12 @@ static void sbc_read_capacity16(struct sbc_task *t)
 	 * block per physical block; bytes 14-15: LOWEST ALIGNED LBA 0 */
 	if (bdev->thin)
 		data[14] = 0x80 | 0x40;	/* LBPME: provisioning management; LBPRZ: unmapped reads 0 */
-	/* SPC-4 4.2.5.6: an allocation length of 0 is not an error */
+	/* SPC-4 allocation length: an allocation length of 0 is not an error */
 	spc_data_in(cmd, data, alloc < sizeof(data) ? alloc : (uint32_t)sizeof(data));
 	t->transfer_length = cmd->cpl.transfer_length;
 }
 
-/* SBC-3 5.8: GET LBA STATUS, from bdev->ops->map_status. */
+/* SBC-3 GET LBA STATUS, from bdev->ops->map_status. */
 static void sbc_get_lba_status(struct sbc_task *t)
 {
 	struct spt_bdev *bdev = t->bdev;
@@ -1025,7 +1037,7 @@ static void sbc_get_lba_status(struct sbc_task *t)
 		return;
 	}
 	if (start >= bdev->num_blocks) {
-		/* SBC-3 5.8.1: the starting LBA must be on the medium */
+		/* SBC-3 GET LBA STATUS: the starting LBA must be on the medium */
 		spc_check_condition(bdev, cmd, SPT_KEY_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE, 0);
 		return;
 	}
@@ -1058,7 +1070,7 @@ static void sbc_get_lba_status(struct sbc_task *t)
 		}
 		if (n > bdev->num_blocks - cur)
 			n = bdev->num_blocks - cur;
-		/* SBC-3 5.8.2: 0 mapped (or unknown), 1 deallocated */
+		/* SBC-3 LBA status descriptor: 0 mapped (or unknown), 1 deallocated */
 		status = mapped ? 0 : 1;
 		if (prev != NULL && prev[12] == status &&
 		    (uint64_t)spt_get_be32(prev + 8) + n <= UINT32_MAX) {
@@ -1099,7 +1111,7 @@ static void sbc_service_action_in(struct sbc_task *t)
 		sbc_get_lba_status(t);
 		break;
 	default:
-		/* SPC-4 4.3.5.3: an unsupported service action is INVALID FIELD IN CDB */
+		/* SPC-4 operation codes: an unsupported service action is INVALID FIELD IN CDB */
 		spc_invalid_field_in_cdb(t->bdev, cmd, 1, 4);
 		break;
 	}
@@ -1115,11 +1127,14 @@ static bool sbc_setup(struct sbc_task *t, const struct sbc_cdb_desc *d)
 	struct spt_cmd *cmd = t->cmd;
 
 	if (d->kind == SBC_UNMAP && !bdev->thin) {
-		/* SBC-3 6.5.4: LBPU=0, UNMAP is not supported on this LU */
+		/* SBC-3 Logical Block Provisioning VPD: LBPU=0, UNMAP is not supported on this LU */
 		sbc_invalid_opcode(bdev, cmd);
 		return false;
 	}
 	if (!sbc_check_fields(bdev, cmd, d))
+		return false;
+	/* SBC-3 START STOP UNIT model: a stopped LU answers media access commands NOT READY */
+	if (!spc_unit_ready(bdev, cmd))
 		return false;
 	t->kind = d->kind;
 	sbc_decode_lba_count(t, d);
@@ -1184,13 +1199,13 @@ static void sbc_final_write_same(struct sbc_task *t)
 	if (!t->ndob && !sbc_have_data(t))
 		return;
 	if (t->ndob || sbc_all_zero(t->cmd->buf, bs)) {
-		/* SBC-3 5.45 table 101: UNMAP=1 on a thin LU deallocates; LBPRZ=1
+		/* SBC-3 WRITE SAME, ANCHOR/UNMAP table: UNMAP=1 on a thin LU deallocates; LBPRZ=1
 		 * makes the result read as the zeros that were asked for */
 		t->phase = SBC_PH_WS_RANGE;
 		return;
 	}
 	/*
-	 * SBC-4 5.48: reads must return the block that was sent, so a non-zero
+	 * SBC-4 WRITE SAME(10): reads must return the block that was sent, so a non-zero
 	 * pattern is written even when UNMAP=1 (unmapped blocks read as zeros).
 	 */
 	chunk = t->nblocks * bs;
@@ -1209,7 +1224,7 @@ static void sbc_final_write_same(struct sbc_task *t)
 	t->phase = SBC_PH_WS_PATTERN;
 }
 
-/* SBC-3 5.28: checks the UNMAP parameter list before deallocating anything. */
+/* SBC-3 UNMAP: checks the parameter list before deallocating anything. */
 static void sbc_final_unmap(struct sbc_task *t)
 {
 	struct spt_bdev *bdev = t->bdev;
@@ -1217,7 +1232,7 @@ static void sbc_final_unmap(struct sbc_task *t)
 	uint32_t avail = t->transfer_length, bd_len, count;
 
 	if (avail == 0) {
-		t->phase = SBC_PH_DONE;	/* SBC-3 5.28: no list, nothing to do */
+		t->phase = SBC_PH_DONE;	/* SBC-3 UNMAP: no list, nothing to do */
 		return;
 	}
 	if (sbc_received(cmd) < avail)
@@ -1227,14 +1242,14 @@ static void sbc_final_unmap(struct sbc_task *t)
 		t->phase = SBC_PH_DONE;
 		return;
 	}
-	/* SBC-3 5.28.2: descriptors beyond the list, or a partial last one, are ignored */
+	/* SBC-3 UNMAP parameter list: descriptors beyond the list, or a partial last one, are ignored */
 	bd_len = spt_get_be16(cmd->buf + 2);
 	if (bd_len > avail - SBC_UNMAP_HEADER_LEN)
 		bd_len = avail - SBC_UNMAP_HEADER_LEN;
 	count = bd_len / SBC_UNMAP_DESCRIPTOR_LEN;
-	if (count > SBC_MAX_UNMAP_BLOCK_DESCRIPTORS) {
-		/* SBC-3 5.28.2: more than MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
-		spt_cmd_invalid_field_in_param(cmd, spc_sense_descriptor(bdev), 2, -1);
+	if (count > SPC_MAX_UNMAP_DESCRIPTORS) {
+		/* SBC-3 UNMAP parameter list: more than MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
+		spc_invalid_field_in_param(bdev, cmd, 2, -1);
 		t->phase = SBC_PH_DONE;
 		return;
 	}
@@ -1290,13 +1305,24 @@ void spt_bdev_execute(struct spt_bdev *bdev, struct spt_cmd *cmd)
 	uint8_t opcode = cmd->req.cdb[0];
 
 	if (first) {
-		/* SPC-4 5.14: a pending unit attention ends the command */
+		/* SAM-5 unit attention condition: a pending one ends the command */
 		if (spc_report_unit_attention(bdev, cmd)) {
 			spt_cmd_complete(cmd);
 			return;
 		}
 	}
 	d = sbc_lookup(opcode);
+	if (d == NULL && cmd->req.is_final && spc_stop_needs_flush(bdev, cmd)) {
+		/* SBC-3 START STOP UNIT: stopping with NO_FLUSH=0 first writes
+		 * the cache to the medium; spc_execute() runs once that is done */
+		memset(t, 0, sizeof(*t));
+		t->bdev = bdev;
+		t->cmd = cmd;
+		t->spc_after_flush = true;
+		t->phase = SBC_PH_FLUSH;
+		sbc_drive(t);
+		return;
+	}
 	if (d == NULL) {
 		if (opcode == SBC_OP_COMPARE_AND_WRITE) {
 			/* not implemented yet: REPORT SUPPORTED OPCODES must not list it */
@@ -1304,7 +1330,7 @@ void spt_bdev_execute(struct spt_bdev *bdev, struct spt_cmd *cmd)
 		} else if (!cmd->req.is_final) {
 			/* SPC data-out commands (MODE SELECT ...) act on all their data */
 		} else if (!spc_execute(bdev, cmd)) {
-			/* SPC-4 4.3.5.1: neither an SBC nor an SPC command we know */
+			/* SPC-4 INVALID COMMAND OPERATION CODE: neither an SBC nor an SPC command we know */
 			sbc_invalid_opcode(bdev, cmd);
 		}
 		spt_cmd_complete(cmd);

@@ -74,7 +74,6 @@ enum {
 #define MP_BIT_D_SENSE 0x04	/* Control byte 2 */
 #define MP_BIT_GLTSD 0x02	/* Control byte 2 */
 #define MP_BIT_SWP 0x08		/* Control byte 4 */
-#define MP_BIT_TAS 0x40		/* Control byte 5 */
 #define MP_QAM_UNRESTRICTED 0x10	/* Control byte 3: tasks may be reordered */
 #define MP_BIT_DEXCPT 0x08	/* IEC byte 2 */
 #define MP_SPF 0x40
@@ -89,6 +88,11 @@ enum {
 #define MODE_DSP_DPOFUA 0x10
 
 enum { PC_CURRENT = 0, PC_CHANGEABLE = 1, PC_DEFAULT = 2, PC_SAVED = 3 };
+
+/* The largest MODE SENSE answer: header, long descriptor, every page. */
+_Static_assert(MODE_HDR10_LEN + MODE_BD_LONG_LEN + MP_CACHING_LEN + MP_CONTROL_LEN + MP_IEC_LEN
+	       <= SPC_MODE_BUF_MAX, "mode sense buffer");
+_Static_assert(MP_CACHING_LEN <= SPC_MODE_PAGE_MAX, "mode page buffer");
 
 struct spc_ua {
 	uint8_t asc;
@@ -520,7 +524,6 @@ static void spc_request_sense(struct spt_bdev *bdev, struct spt_cmd *cmd)
 /* START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL (SBC-3 5.25, 5.14)      */
 /* ------------------------------------------------------------------ */
 
-#define SSU_IMMED 0x01
 #define SSU_START 0x01
 #define SSU_LOEJ 0x02
 #define SSU_NO_FLUSH 0x04

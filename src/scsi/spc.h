@@ -51,7 +51,10 @@ void spc_check_condition(struct spt_bdev *bdev, struct spt_cmd *cmd, uint8_t key
  */
 #define SPC_MAX_UNMAP_LBA_COUNT 0xFFFFFFFFu	/* thin LUs only, else 0 */
 #define SPC_MAX_UNMAP_DESCRIPTORS 256u		/* thin LUs only, else 0 */
-#define SPC_MAX_WRITE_SAME_BLOCKS 65536u
+/* WRITE SAME(10)'s limit: bounds the time one command can take, and keeps
+ * libiscsi's 65536-block WRITE SAME(16) probe (which first WRITEs that many
+ * blocks, beyond MAXIMUM TRANSFER LENGTH) on its expect-an-error path. */
+#define SPC_MAX_WRITE_SAME_BLOCKS 65535u
 #define SPC_WRITE_SAME_NO_ZERO 1
 
 /*
@@ -89,19 +92,5 @@ void spc_invalid_field_in_param(struct spt_bdev *bdev, struct spt_cmd *cmd, uint
  * OPERATION CODES (spc_rsoc.c), called from spc_execute(). */
 void spc_inquiry(struct spt_bdev *bdev, struct spt_cmd *cmd);
 void spc_report_supported_opcodes(struct spt_bdev *bdev, struct spt_cmd *cmd);
-
-/* ------------------------------------------------------------------ */
-/* Added by the SBC half (sbc.c): limits sbc.c enforces and spc.c must  */
-/* report in the Block Limits VPD page (SBC-3 6.5.3), so both agree.    */
-/* ------------------------------------------------------------------ */
-
-/* MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT. */
-#define SBC_MAX_UNMAP_BLOCK_DESCRIPTORS 256u
-/* MAXIMUM UNMAP LBA COUNT: FFFFFFFFh, no limit beyond the 32-bit field. */
-#define SBC_MAX_UNMAP_LBA_COUNT 0xffffffffu
-/* MAXIMUM WRITE SAME LENGTH, in bytes; in blocks from sbc_max_write_same_blocks().
- * WSNZ is 0: NUMBER OF BLOCKS 0 means "to the last LBA" within this limit. */
-#define SBC_MAX_WRITE_SAME_BYTES (1ull << 30)
-uint64_t sbc_max_write_same_blocks(const struct spt_bdev *bdev);
 
 #endif

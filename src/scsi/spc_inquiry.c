@@ -57,6 +57,9 @@ static const uint8_t inq_vpd_pages[] = {
 #define DESIG_PROTO_ISCSI 0x50		/* protocol identifier 5h, upper nibble */
 #define DESIG_SCSI_NAME_MAX 256		/* SPC-4 7.8.6.11 */
 #define T10_VENDOR_ID "SPT     "
+/* The target name field (224 bytes with its NUL) fits the designator. */
+_Static_assert(sizeof(((struct spt_bdev *)0)->target_name) <= DESIG_SCSI_NAME_MAX,
+	       "SCSI name string too long");
 
 /* SBC-3 6.5.3 Block Limits, 6.5.2 Block Device Characteristics. */
 #define VPD_B0_LEN 0x3c
@@ -149,10 +152,8 @@ static uint32_t inq_device_id(const struct spt_bdev *bdev, uint8_t *p)
 	if (name_len) {
 		uint32_t padded = (uint32_t)((name_len + 1 + 3) & ~(size_t)3);
 
-		if (padded > DESIG_SCSI_NAME_MAX)
-			padded = DESIG_SCSI_NAME_MAX;
 		memset(id, 0, padded);
-		memcpy(id, bdev->target_name, padded - 1 < name_len ? padded - 1 : name_len);
+		memcpy(id, bdev->target_name, name_len);
 		pos += inq_designator(&p[pos], DESIG_PROTO_ISCSI | DESIG_CODE_UTF8,
 				      DESIG_PIV | DESIG_ASSOC_PORT | DESIG_TYPE_SCSI_NAME, id, padded);
 	}

@@ -39,12 +39,17 @@ struct rsoc_command {
 	uint8_t usage[RSOC_CDB_MAX];	/* CDB usage data, usage[0] = opcode */
 };
 
-/* Byte-1 usage for the protect field plus DPO and FUA (SBC-3 5.x). */
-#define U_PROT_DPO_FUA 0xf8
-#define U_VPROT_DPO_BYTCHK 0xf6		/* VERIFY: VRPROTECT, DPO, BYTCHK */
-#define U_WPROT_DPO_BYTCHK 0xf2		/* WRITE AND VERIFY: WRPROTECT, DPO, BYTCHK */
-#define U_LBA4 0xff, 0xff, 0xff, 0xff
-#define U_LBA8 U_LBA4, U_LBA4
+/*
+ * Byte-1 usage (SBC-3 5.x): the protect field (checked: must be zero), DPO,
+ * FUA, FUA_NV; obsolete and reserved bits are not used.
+ */
+#define U_RW 0xfa
+#define U_VERIFY 0xf6		/* VERIFY, WRITE AND VERIFY: protect, DPO, BYTCHK */
+#define U_WRITE_SAME10 0xf8	/* WRPROTECT, ANCHOR, UNMAP */
+#define U_WRITE_SAME16 0xf9	/* ... and NDOB */
+#define U_GROUP 0x1f		/* GROUP NUMBER */
+#define U_FF4 0xff, 0xff, 0xff, 0xff
+#define U_FF8 U_FF4, U_FF4
 
 /* Sorted by operation code, then service action. */
 static const struct rsoc_command rsoc_commands[] = {
@@ -68,62 +73,62 @@ static const struct rsoc_command rsoc_commands[] = {
 	/* SBC-3 5.14 PREVENT ALLOW MEDIUM REMOVAL: PREVENT */
 	{ 0x1e, false, 0, 6, { 0x1e, 0x00, 0x00, 0x00, 0x03, 0x00 } },
 	/* SBC-3 5.15 READ CAPACITY(10): LBA, PMI */
-	{ 0x25, false, 0, 10, { 0x25, 0x00, U_LBA4, 0x00, 0x00, 0x01, 0x00 } },
+	{ 0x25, false, 0, 10, { 0x25, 0x00, U_FF4, 0x00, 0x00, 0x01, 0x00 } },
 	/* SBC-3 5.8 READ(10) */
-	{ 0x28, false, 0, 10, { 0x28, U_PROT_DPO_FUA, U_LBA4, 0x00, 0xff, 0xff, 0x00 } },
+	{ 0x28, false, 0, 10, { 0x28, U_RW, U_FF4, U_GROUP, 0xff, 0xff, 0x00 } },
 	/* SBC-3 5.30 WRITE(10) */
-	{ 0x2a, false, 0, 10, { 0x2a, U_PROT_DPO_FUA, U_LBA4, 0x00, 0xff, 0xff, 0x00 } },
+	{ 0x2a, false, 0, 10, { 0x2a, U_RW, U_FF4, U_GROUP, 0xff, 0xff, 0x00 } },
 	/* SBC-3 5.37 WRITE AND VERIFY(10) */
-	{ 0x2e, false, 0, 10, { 0x2e, U_WPROT_DPO_BYTCHK, U_LBA4, 0x00, 0xff, 0xff, 0x00 } },
+	{ 0x2e, false, 0, 10, { 0x2e, U_VERIFY, U_FF4, U_GROUP, 0xff, 0xff, 0x00 } },
 	/* SBC-3 5.27 VERIFY(10) */
-	{ 0x2f, false, 0, 10, { 0x2f, U_VPROT_DPO_BYTCHK, U_LBA4, 0x00, 0xff, 0xff, 0x00 } },
+	{ 0x2f, false, 0, 10, { 0x2f, U_VERIFY, U_FF4, U_GROUP, 0xff, 0xff, 0x00 } },
 	/* SBC-3 5.4 PRE-FETCH(10): IMMED */
-	{ 0x34, false, 0, 10, { 0x34, 0x02, U_LBA4, 0x00, 0xff, 0xff, 0x00 } },
+	{ 0x34, false, 0, 10, { 0x34, 0x02, U_FF4, U_GROUP, 0xff, 0xff, 0x00 } },
 	/* SBC-3 5.22 SYNCHRONIZE CACHE(10): SYNC_NV, IMMED */
-	{ 0x35, false, 0, 10, { 0x35, 0x06, U_LBA4, 0x00, 0xff, 0xff, 0x00 } },
-	/* SBC-3 5.41 WRITE SAME(10): WRPROTECT, ANCHOR, UNMAP */
-	{ 0x41, false, 0, 10, { 0x41, U_PROT_DPO_FUA, U_LBA4, 0x00, 0xff, 0xff, 0x00 } },
-	/* SBC-3 5.28 UNMAP: ANCHOR, PARAMETER LIST LENGTH */
-	{ 0x42, false, 0, 10, { 0x42, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
+	{ 0x35, false, 0, 10, { 0x35, 0x06, U_FF4, U_GROUP, 0xff, 0xff, 0x00 } },
+	/* SBC-3 5.41 WRITE SAME(10) */
+	{ 0x41, false, 0, 10, { 0x41, U_WRITE_SAME10, U_FF4, U_GROUP, 0xff, 0xff, 0x00 } },
+	/* SBC-3 5.28 UNMAP: ANCHOR, GROUP NUMBER, PARAMETER LIST LENGTH */
+	{ 0x42, false, 0, 10, { 0x42, 0x01, 0x00, 0x00, 0x00, 0x00, U_GROUP, 0xff, 0xff, 0x00 } },
 	/* SPC-4 6.10 MODE SELECT(10) */
 	{ 0x55, false, 0, 10, { 0x55, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
 	/* SPC-4 6.12 MODE SENSE(10): LLBAA, DBD */
 	{ 0x5a, false, 0, 10, { 0x5a, 0x18, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
 	/* SBC-3 5.11 READ(16) */
-	{ 0x88, false, 0, 16, { 0x88, U_PROT_DPO_FUA, U_LBA8, U_LBA4, 0x00, 0x00 } },
+	{ 0x88, false, 0, 16, { 0x88, U_RW, U_FF8, U_FF4, U_GROUP, 0x00 } },
 	/* SBC-3 5.32 WRITE(16) */
-	{ 0x8a, false, 0, 16, { 0x8a, U_PROT_DPO_FUA, U_LBA8, U_LBA4, 0x00, 0x00 } },
-	/* SBC-3 5.2 ORWRITE(16): ORPROTECT, DPO, FUA */
-	{ 0x8b, false, 0, 16, { 0x8b, U_PROT_DPO_FUA, U_LBA8, U_LBA4, 0x00, 0x00 } },
+	{ 0x8a, false, 0, 16, { 0x8a, U_RW, U_FF8, U_FF4, U_GROUP, 0x00 } },
+	/* SBC-3 5.2 ORWRITE(16): ORPROTECT, DPO, FUA, FUA_NV */
+	{ 0x8b, false, 0, 16, { 0x8b, U_RW, U_FF8, U_FF4, U_GROUP, 0x00 } },
 	/* SBC-3 5.39 WRITE AND VERIFY(16) */
-	{ 0x8e, false, 0, 16, { 0x8e, U_WPROT_DPO_BYTCHK, U_LBA8, U_LBA4, 0x00, 0x00 } },
+	{ 0x8e, false, 0, 16, { 0x8e, U_VERIFY, U_FF8, U_FF4, U_GROUP, 0x00 } },
 	/* SBC-3 5.29 VERIFY(16) */
-	{ 0x8f, false, 0, 16, { 0x8f, U_VPROT_DPO_BYTCHK, U_LBA8, U_LBA4, 0x00, 0x00 } },
+	{ 0x8f, false, 0, 16, { 0x8f, U_VERIFY, U_FF8, U_FF4, U_GROUP, 0x00 } },
 	/* SBC-3 5.5 PRE-FETCH(16) */
-	{ 0x90, false, 0, 16, { 0x90, 0x02, U_LBA8, U_LBA4, 0x00, 0x00 } },
+	{ 0x90, false, 0, 16, { 0x90, 0x02, U_FF8, U_FF4, U_GROUP, 0x00 } },
 	/* SBC-3 5.23 SYNCHRONIZE CACHE(16) */
-	{ 0x91, false, 0, 16, { 0x91, 0x06, U_LBA8, U_LBA4, 0x00, 0x00 } },
-	/* SBC-3 5.42 WRITE SAME(16): WRPROTECT, ANCHOR, UNMAP */
-	{ 0x93, false, 0, 16, { 0x93, U_PROT_DPO_FUA, U_LBA8, U_LBA4, 0x00, 0x00 } },
+	{ 0x91, false, 0, 16, { 0x91, 0x06, U_FF8, U_FF4, U_GROUP, 0x00 } },
+	/* SBC-3 5.42 WRITE SAME(16) */
+	{ 0x93, false, 0, 16, { 0x93, U_WRITE_SAME16, U_FF8, U_FF4, U_GROUP, 0x00 } },
 	/* SBC-3 5.16 SERVICE ACTION IN(16) / READ CAPACITY(16): ALLOCATION LENGTH */
 	{ 0x9e, true, 0x10, 16,
-	  { 0x9e, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, U_LBA4, 0x00, 0x00 } },
+	  { 0x9e, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, U_FF4, 0x00, 0x00 } },
 	/* SBC-3 5.7 SERVICE ACTION IN(16) / GET LBA STATUS: LBA, ALLOCATION LENGTH */
-	{ 0x9e, true, 0x12, 16, { 0x9e, 0x1f, U_LBA8, U_LBA4, 0x00, 0x00 } },
+	{ 0x9e, true, 0x12, 16, { 0x9e, 0x1f, U_FF8, U_FF4, 0x00, 0x00 } },
 	/* SPC-4 6.33 REPORT LUNS: SELECT REPORT, ALLOCATION LENGTH */
 	{ 0xa0, false, 0, 12,
-	  { 0xa0, 0x00, 0xff, 0x00, 0x00, 0x00, U_LBA4, 0x00, 0x00 } },
+	  { 0xa0, 0x00, 0xff, 0x00, 0x00, 0x00, U_FF4, 0x00, 0x00 } },
 	/* SPC-4 6.35 MAINTENANCE IN / REPORT SUPPORTED OPERATION CODES */
 	{ 0xa3, true, 0x0c, 12,
-	  { 0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff, U_LBA4, 0x00, 0x00 } },
+	  { 0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff, U_FF4, 0x00, 0x00 } },
 	/* SBC-3 5.10 READ(12) */
-	{ 0xa8, false, 0, 12, { 0xa8, U_PROT_DPO_FUA, U_LBA4, U_LBA4, 0x00, 0x00 } },
+	{ 0xa8, false, 0, 12, { 0xa8, U_RW, U_FF4, U_FF4, U_GROUP, 0x00 } },
 	/* SBC-3 5.31 WRITE(12) */
-	{ 0xaa, false, 0, 12, { 0xaa, U_PROT_DPO_FUA, U_LBA4, U_LBA4, 0x00, 0x00 } },
+	{ 0xaa, false, 0, 12, { 0xaa, U_RW, U_FF4, U_FF4, U_GROUP, 0x00 } },
 	/* SBC-3 5.38 WRITE AND VERIFY(12) */
-	{ 0xae, false, 0, 12, { 0xae, U_WPROT_DPO_BYTCHK, U_LBA4, U_LBA4, 0x00, 0x00 } },
+	{ 0xae, false, 0, 12, { 0xae, U_VERIFY, U_FF4, U_FF4, U_GROUP, 0x00 } },
 	/* SBC-3 5.28 VERIFY(12) */
-	{ 0xaf, false, 0, 12, { 0xaf, U_VPROT_DPO_BYTCHK, U_LBA4, U_LBA4, 0x00, 0x00 } },
+	{ 0xaf, false, 0, 12, { 0xaf, U_VERIFY, U_FF4, U_FF4, U_GROUP, 0x00 } },
 };
 
 #define RSOC_COUNT (sizeof(rsoc_commands) / sizeof(rsoc_commands[0]))

@@ -93,6 +93,8 @@ def parse_output(text):
             order.append(current)
             v = VERDICT_RE.match(rest)
             if v:
+                # Text after the verdict on its line is printed by what runs next.
+                lines[0] = line[:len(line) - len(rest)] + v.group(1)
                 results[current] = (v.group(1), lines)
                 current = None
             continue
@@ -107,11 +109,13 @@ def parse_output(text):
             current = None
             continue
         if current is not None:
-            lines.append(line)
             v = VERDICT_RE.match(line)
             if v:
+                lines.append(v.group(1))
                 results[current] = (v.group(1), lines)
                 current = None
+            else:
+                lines.append(line)
             continue
         # Assertion lines after FAILED belong to the last test.
         if order and ASSERT_RE.match(line) and order[-1] in results:
@@ -161,7 +165,7 @@ def check(listfile, accepted_path, suite, output_path, rc, daemon_died, tally_pa
             sk = skip_reason(results[short][1])
             if sk is not None:
                 skipped += 1
-                print("PASS: conformance: %s (test skipped itself: %s)" % (full, sk))
+                print("PASS: conformance: %s (reported [SKIPPED]: %s)" % (full, sk))
             else:
                 print("PASS: conformance: %s" % full)
             if reason is not None and sk is None and exact_entry(entries, full):

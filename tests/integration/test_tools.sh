@@ -249,7 +249,7 @@ bad_cmdline() {
 		fail "bad command line ($what): no sanitizer report"
 		spt_show "$err"
 	elif grep -qi -- "$word" "$err"; then
-		pass "bad command line ($what) exits $rc with: $(head -n 1 "$err")"
+		pass "bad command line ($what) exits $rc with: $(grep -i -m 1 -- "$word" "$err")"
 	else
 		fail "bad command line ($what) exits $rc with a message naming '$word'"
 		spt_show "$err"
