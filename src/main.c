@@ -2,6 +2,7 @@
  * sptd: the spt iSCSI target daemon.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +31,22 @@ struct sptd_options {
 	const char *luns[SPT_MAX_LUNS];
 	int nluns;
 	const char *control;
+	struct iscsi_config cfg;
 };
+
+/* Named limits and timers, each with its flag (seconds unless noted). */
+static const struct {
+	const char *name;
+	size_t offset;
+	uint32_t min, max, dflt;
+} sptd_knobs[] = {
+	{ "login-timeout", offsetof(struct iscsi_config, login_timeout_s), 1, 3600, 15 },
+	{ "nop-interval", offsetof(struct iscsi_config, nop_interval_s), 0, 3600, 30 },
+	{ "nop-timeout", offsetof(struct iscsi_config, nop_timeout_s), 1, 3600, 30 },
+	{ "logout-grace", offsetof(struct iscsi_config, logout_grace_s), 0, 600, 3 },
+	{ "max-sessions", offsetof(struct iscsi_config, max_sessions), 1, 65535, 1024 },
+};
+#define SPTD_NKNOBS (sizeof(sptd_knobs) / sizeof(sptd_knobs[0]))
 
 static void usage(FILE *f)
 {
@@ -45,6 +61,11 @@ static void usage(FILE *f)
 		"                          (default: ./spt-lun0.img, 1 GiB)\n"
 		"  --control PATH          management socket (mode 0600)\n"
 		"  --log-level LEVEL       error, warn, info (default) or debug\n"
+		"  --login-timeout SEC     a connection must finish login in this time (15)\n"
+		"  --nop-interval SEC      ping an idle connection with NOP-In after SEC (30; 0 = never)\n"
+		"  --nop-timeout SEC       drop a connection whose ping is not answered in SEC (30)\n"
+		"  --logout-grace SEC      on SIGTERM, time given to initiators to log out (3)\n"
+		"  --max-sessions N        sessions the target accepts at once (1024)\n"
 		"  --help, --version\n");
 }
 
@@ -131,6 +152,11 @@ static int parse_args(int argc, char **argv, struct sptd_options *o)
 		{ "lun", required_argument, NULL, 'u' },
 		{ "control", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "login-timeout", required_argument, NULL, 0x100 },
+		{ "nop-interval", required_argument, NULL, 0x101 },
+		{ "nop-timeout", required_argument, NULL, 0x102 },
+		{ "logout-grace", required_argument, NULL, 0x103 },
+		{ "max-sessions", required_argument, NULL, 0x104 },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -139,7 +165,23 @@ static int parse_args(int argc, char **argv, struct sptd_options *o)
 
 	memset(o, 0, sizeof(*o));
 	o->target = SPTD_DEFAULT_TARGET;
+	for (size_t k = 0; k < SPTD_NKNOBS; k++)
+		*(uint32_t *)((char *)&o->cfg + sptd_knobs[k].offset) = sptd_knobs[k].dflt;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (c >= 0x100 && c < 0x100 + (int)SPTD_NKNOBS) {
+			size_t k = (size_t)(c - 0x100);
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || optarg[0] == '-' || v < sptd_knobs[k].min ||
+			    v > sptd_knobs[k].max) {
+				fprintf(stderr, "sptd: --%s: expected a number from %u to %u, got '%s'\n",
+					sptd_knobs[k].name, sptd_knobs[k].min, sptd_knobs[k].max, optarg);
+				return -1;
+			}
+			*(uint32_t *)((char *)&o->cfg + sptd_knobs[k].offset) = (uint32_t)v;
+			continue;
+		}
 		switch (c) {
 		case 'l':
 			if (o->nlisten == SPTD_MAX_LISTEN) {
@@ -218,6 +260,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sptd: out of memory\n");
 		goto out;
 	}
+	d.srv->cfg = o.cfg;
 	struct iscsi_target *t = iscsi_server_add_target(d.srv, o.target);
 
 	if (!t)
