@@ -125,7 +125,12 @@ if not ok and not bad and rc == 0:
 EOF
 	cat "$log"
 	if grep -q '^FAIL: ' "$log"; then
-		sed -n '1,200p' "$log.raw" | sed 's/^/    | /' | tail -n 60
+		# The failing tests' own lines, or the end of the output after a crash.
+		if grep -q '^\[  \(FAILED\|ERROR\|  LINE\)  ' "$log.raw"; then
+			grep -B 3 '^\[  \(FAILED\|ERROR\) \|^\[   LINE   \]' "$log.raw" | head -n 80
+		else
+			tail -n 40 "$log.raw"
+		fi | sed 's/^/    | /'
 	fi
 	tally "$log"
 }
@@ -170,21 +175,22 @@ run_pass() {
 		export SPT_TIMEOUT_SCALE=1
 		unset ASAN_OPTIONS UBSAN_OPTIONS
 	fi
-	echo "=== [$pass] build: make ${make_args[*]} all unit"
+	local mk="make${make_args[*]:+ ${make_args[*]}}"
+	echo "=== [$pass] build: $mk all unit"
 	t0=$SECONDS
 	if make -j"$JOBS" "${make_args[@]}" all >"$LOGDIR/$pass-build.log" 2>&1; then
-		note_pass "[$pass] build: make ${make_args[*]} all ($((SECONDS - t0))s)"
+		note_pass "[$pass] build: $mk all ($((SECONDS - t0))s)"
 	else
-		note_fail "[$pass] build: make ${make_args[*]} all"
+		note_fail "[$pass] build: $mk all"
 		tail -n 60 "$LOGDIR/$pass-build.log" | sed 's/^/    | /'
 		return
 	fi
 	t0=$SECONDS
 	local units_ok=1
 	if make -j"$JOBS" "${make_args[@]}" unit >"$LOGDIR/$pass-build-unit.log" 2>&1; then
-		note_pass "[$pass] build: make ${make_args[*]} unit ($((SECONDS - t0))s)"
+		note_pass "[$pass] build: $mk unit ($((SECONDS - t0))s)"
 	else
-		note_fail "[$pass] build: make ${make_args[*]} unit"
+		note_fail "[$pass] build: $mk unit"
 		tail -n 60 "$LOGDIR/$pass-build-unit.log" | sed 's/^/    | /'
 		units_ok=0
 	fi

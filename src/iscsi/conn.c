@@ -44,6 +44,21 @@ static void conn_format_peer(const struct sockaddr_storage *ss, char *out, size_
 	}
 }
 
+/*
+ * RFC 7143 6.3, 13.1: digests negotiated during login are used from full
+ * feature phase on; no Login PDU carries one (initiators turn theirs on
+ * after the final Login Response).
+ */
+static bool conn_rx_header_digest(const struct iscsi_conn *conn)
+{
+	return conn->params.header_digest && conn->state != CONN_LOGIN;
+}
+
+static bool conn_rx_data_digest(const struct iscsi_conn *conn)
+{
+	return conn->params.data_digest && conn->state != CONN_LOGIN;
+}
+
 void iscsi_conn_accept(struct iscsi_server *srv, int fd)
 {
 	struct iscsi_conn *conn = calloc(1, sizeof(*conn));
@@ -179,7 +194,10 @@ void iscsi_tx_queue(struct iscsi_conn *conn, struct iscsi_tx *tx)
 		return;
 	}
 	pdu_set_dsl(tx->hdr, tx->data_len);
-	if (conn->params.header_digest) {
+	/* RFC 7143 6.3, 13.1: a Login Response never carries digests */
+	bool login = (tx->hdr[0] & ISCSI_OPCODE_MASK) == ISCSI_OP_LOGIN_RSP;
+
+	if (conn->params.header_digest && !login) {
 		uint32_t crc = ~pdu_crc32c(tx->hdr, ISCSI_BHS_LEN, PDU_CRC32C_INIT);
 
 		/* RFC 7143 B.4: the digest goes on the wire least significant byte first */
@@ -191,7 +209,7 @@ void iscsi_tx_queue(struct iscsi_conn *conn, struct iscsi_tx *tx)
 
 		memset(tx->trailer, 0, sizeof(tx->trailer));
 		tx->trailer_len = pad;
-		if (conn->params.data_digest) {
+		if (conn->params.data_digest && !login) {
 			uint32_t crc = pdu_crc32c(tx->data, tx->data_len, PDU_CRC32C_INIT);
 
 			crc = ~pdu_crc32c(tx->trailer, pad, crc);
@@ -373,11 +391,59 @@ static void conn_release_pdu_buffer(struct iscsi_conn *conn)
 	conn->rx_pdu_data_len = 0;
 }
 
+/*
+ * Ends the connection once what is queued (a Reject) is on the wire;
+ * nothing more is read meanwhile. Closes at once if nothing is queued.
+ */
+static void conn_close_after_send(struct iscsi_conn *conn, const char *why)
+{
+	if (list_empty(&conn->txq)) {
+		iscsi_conn_close(conn, why);
+		return;
+	}
+	log_info("conn %u (%s): closing after the last PDU: %s", conn->id, conn->peer, why);
+	conn->state = CONN_LOGGED_OUT;
+}
+
 static void conn_reject_pdu(struct iscsi_conn *conn, uint8_t reason)
 {
 	conn->rx_reject = true;
 	conn->rx_reject_reason = reason;
 	conn->rx_dest = NULL;
+}
+
+/*
+ * Checks of the BHS alone, made before an announced AHS is waited for, so
+ * a header that cannot be framed ends the connection at once. Returns
+ * false if the connection was closed.
+ */
+static bool conn_bhs_check(struct iscsi_conn *conn)
+{
+	const struct iscsi_bhs *h = &conn->rx_bhs;
+	uint8_t op = pdu_opcode(h);
+	uint32_t dsl = pdu_dsl(h);
+
+	if (conn->state == CONN_LOGIN) {
+		/* RFC 7143 6.3: only Login Requests until full feature phase */
+		if (op != ISCSI_OP_LOGIN_REQ) {
+			iscsi_conn_close(conn, "non-login PDU during login");
+			return false;
+		}
+		if (dsl > ISCSI_LOGIN_DSL_MAX) {
+			iscsi_conn_close(conn, "login PDU data segment too long");
+			return false;
+		}
+		return true;
+	}
+	/* RFC 7143 13.12: a PDU longer than our MaxRecvDataSegmentLength
+	 * cannot be framed safely: connection-fatal */
+	if (dsl > conn->params.max_recv_dsl) {
+		log_warn("conn %u (%s): %s data segment %u exceeds MaxRecvDataSegmentLength %u",
+			 conn->id, conn->peer, pdu_opcode_name(h->opcode), dsl, conn->params.max_recv_dsl);
+		iscsi_conn_close(conn, "data segment too long");
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -396,29 +462,13 @@ static bool conn_header_step(struct iscsi_conn *conn)
 	conn->rx_reject = false;
 
 	if (conn->state == CONN_LOGIN) {
-		/* RFC 7143 6.3: only Login Requests until full feature phase */
-		if (op != ISCSI_OP_LOGIN_REQ) {
-			iscsi_conn_close(conn, "non-login PDU during login");
-			return false;
-		}
-		if (dsl > ISCSI_LOGIN_DSL_MAX) {
-			iscsi_conn_close(conn, "login PDU data segment too long");
-			return false;
-		}
+		/* conn_bhs_check let only a Login Request within ISCSI_LOGIN_DSL_MAX by */
 		conn->rx_dest = conn_pdu_buffer(conn, dsl);
 		if (!conn->rx_dest) {
 			iscsi_conn_close(conn, "out of memory");
 			return false;
 		}
 		return true;
-	}
-	/* RFC 7143 13.12: a PDU longer than our MaxRecvDataSegmentLength
-	 * cannot be framed safely: connection-fatal */
-	if (dsl > conn->params.max_recv_dsl) {
-		log_warn("conn %u (%s): %s data segment %u exceeds MaxRecvDataSegmentLength %u",
-			 conn->id, conn->peer, pdu_opcode_name(h->opcode), dsl, conn->params.max_recv_dsl);
-		iscsi_conn_close(conn, "data segment too long");
-		return false;
 	}
 	bool discovery = conn->sess && conn->sess->params.session_type == ISCSI_SESSION_DISCOVERY;
 
@@ -443,7 +493,7 @@ static bool conn_header_step(struct iscsi_conn *conn)
 							 &conn->rx_task, &reject);
 		if (reject == ISCSI_REJECT_FATAL) {
 			iscsi_send_reject(conn, h, ISCSI_REJECT_PROTOCOL_ERROR);
-			conn->state = CONN_LOGGED_OUT;	/* closes once the Reject is out */
+			conn_close_after_send(conn, "fatal Data-Out error");
 			conn->rx_dest = NULL;
 		} else if (reject) {
 			conn_reject_pdu(conn, (uint8_t)reject);
@@ -534,7 +584,10 @@ static bool conn_rx_advance(struct iscsi_conn *conn)
 	switch (conn->rx_state) {
 	case RX_BHS: {
 		uint32_t ahs = conn->rx_bhs.total_ahs_len * 4u;
-		uint32_t dig = conn->params.header_digest ? ISCSI_DIGEST_LEN : 0;
+		uint32_t dig = conn_rx_header_digest(conn) ? ISCSI_DIGEST_LEN : 0;
+
+		if (!conn_bhs_check(conn))
+			return false;
 
 		if (ahs + dig) {
 			conn->rx_state = RX_AHS;
@@ -545,7 +598,7 @@ static bool conn_rx_advance(struct iscsi_conn *conn)
 		break;
 	}
 	case RX_AHS:
-		if (conn->params.header_digest) {
+		if (conn_rx_header_digest(conn)) {
 			uint32_t ahs = conn->rx_bhs.total_ahs_len * 4u;
 			uint32_t crc = pdu_crc32c(&conn->rx_bhs, ISCSI_BHS_LEN, PDU_CRC32C_INIT);
 			uint32_t got;
@@ -561,7 +614,7 @@ static bool conn_rx_advance(struct iscsi_conn *conn)
 		}
 		break;
 	case RX_DATA:
-		if (conn->params.data_digest && conn->rx_dest) {
+		if (conn_rx_data_digest(conn) && conn->rx_dest) {
 			uint32_t pad = pdu_pad(conn->rx_dsl);
 			uint32_t crc = pdu_crc32c(conn->rx_dest, conn->rx_dsl, PDU_CRC32C_INIT);
 			uint32_t got;
@@ -569,10 +622,11 @@ static bool conn_rx_advance(struct iscsi_conn *conn)
 			crc = ~pdu_crc32c(conn->rx_tail_buf, pad, crc);
 			memcpy(&got, conn->rx_tail_buf + pad, 4);
 			/* RFC 7143 7.8: data digest error: Reject, the command is
-			 * not executed; at ERL 0 the initiator recovers by session */
+			 * not executed; we escalate to session recovery (7.8
+			 * allows it), closing once the Reject is out */
 			if (le32toh(got) != crc) {
 				iscsi_send_reject(conn, &conn->rx_bhs, ISCSI_REJECT_DATA_DIGEST);
-				iscsi_conn_close(conn, "data digest error");
+				conn_close_after_send(conn, "data digest error");
 				return false;
 			}
 		}
@@ -585,7 +639,7 @@ static bool conn_rx_advance(struct iscsi_conn *conn)
 	if (conn->rx_dsl) {
 		conn->rx_state = RX_DATA;
 		conn->rx_tail = pdu_pad(conn->rx_dsl) +
-				(conn->params.data_digest ? ISCSI_DIGEST_LEN : 0);
+				(conn_rx_data_digest(conn) ? ISCSI_DIGEST_LEN : 0);
 		conn->rx_need = conn->rx_dsl + conn->rx_tail;
 		conn->rx_have = 0;
 		return true;
@@ -624,11 +678,18 @@ static uint8_t *conn_rx_target(struct iscsi_conn *conn, uint32_t *room, bool *da
 	return NULL;
 }
 
+static bool conn_reading(const struct iscsi_conn *conn)
+{
+	/* after a Logout Response or a fatal Reject is queued nothing more is
+	 * taken from the stream (RFC 7143 11.14), even PDUs already read */
+	return conn->state == CONN_LOGIN || conn->state == CONN_FULL_FEATURE;
+}
+
 static void conn_read(struct iscsi_conn *conn)
 {
 	uint32_t budget = CONN_RX_BUDGET;
 
-	while (conn->state != CONN_CLOSED && budget) {
+	while (conn_reading(conn) && budget) {
 		uint32_t room;
 		bool data;
 		uint8_t *dst = conn_rx_target(conn, &room, &data);
@@ -681,7 +742,7 @@ static void conn_read(struct iscsi_conn *conn)
 	}
 	/* bytes left in the stage are consumed on the next event; make sure
 	 * one comes even if the socket has nothing more */
-	if (conn->state != CONN_CLOSED && conn->stage_pos < conn->stage_len && !conn->resume_pending) {
+	if (conn_reading(conn) && conn->stage_pos < conn->stage_len && !conn->resume_pending) {
 		conn->resume_pending = true;
 		conn->refs++;
 		ev_defer(conn->srv->loop, conn_resume, conn);
@@ -693,7 +754,7 @@ static void conn_resume(void *arg)
 	struct iscsi_conn *conn = arg;
 
 	conn->resume_pending = false;
-	if (conn->state == CONN_LOGIN || conn->state == CONN_FULL_FEATURE)
+	if (conn_reading(conn))
 		conn_read(conn);
 	iscsi_conn_put(conn);
 }
@@ -711,7 +772,7 @@ static void conn_on_event(struct ev_handler *h, uint32_t events)
 	if ((events & EPOLLOUT) && conn->state != CONN_CLOSED)
 		conn_write(conn);
 	/* after a logout response nothing more is read (RFC 7143 11.14) */
-	if ((events & EPOLLIN) && (conn->state == CONN_LOGIN || conn->state == CONN_FULL_FEATURE))
+	if ((events & EPOLLIN) && conn_reading(conn))
 		conn_read(conn);
 }
 

@@ -112,6 +112,8 @@ struct iscsi_task {
 	bool aborted;
 	bool oversize;		/* data-out larger than our buffer: no data taken */
 	bool tas;		/* aborted by another I_T nexus: report TASK ABORTED */
+	bool accepted;		/* the provider took a first data-out sequence */
+	bool draining;		/* failed early: waiting for the data of outstanding R2Ts */
 	bool xport_err;		/* a data sequence error ends it once the provider returns it */
 	enum iscsi_task_state state;
 	/* data-out */

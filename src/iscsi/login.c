@@ -131,7 +131,9 @@ static uint16_t login_join_session(struct iscsi_conn *conn)
 		s->reinstated = reinstated;
 	} else {
 		s = login_find_tsih(srv, conn->login_tsih);
-		if (!s || memcmp(s->isid, conn->login_isid, 6) != 0 ||
+		/* RFC 7143 4.4.1, 11.12.6: a TSIH names the session of one I_T
+		 * nexus: this initiator name and ISID, to this target */
+		if (!s || s->target != conn->login_target || memcmp(s->isid, conn->login_isid, 6) != 0 ||
 		    strcmp(s->params.initiator_name, conn->login_sp.initiator_name) != 0)
 			return ISCSI_LOGIN_SESSION_DOES_NOT_EXIST;
 		struct list_node *n, *tmp;
@@ -144,15 +146,13 @@ static uint16_t login_join_session(struct iscsi_conn *conn)
 				old = c;
 		}
 		if (old) {
-			/* RFC 7143 6.3.4: connection reinstatement; at ERL 0 the
-			 * old connection's tasks are terminated */
-			s->refs++;
+			/* RFC 7143 6.3.4: connection reinstatement replaces the old
+			 * connection; below ErrorRecoveryLevel 2 its tasks are
+			 * terminated and the session goes on. The new connection
+			 * joins first so the session never drops to none. */
+			iscsi_session_attach(s, conn);
 			iscsi_conn_close(old, "reinstated by a new login");
-			if (s->ending) {
-				iscsi_session_put(s);
-				return ISCSI_LOGIN_SESSION_DOES_NOT_EXIST;
-			}
-			s->refs--;
+			return ISCSI_LOGIN_OK;
 		} else if ((uint32_t)s->nconns >= s->params.max_connections) {
 			return ISCSI_LOGIN_TOO_MANY_CONNECTIONS;
 		}

@@ -17,6 +17,7 @@ static void task_provider_done(struct spt_cmd *cmd);
 static void task_pump(struct iscsi_task *t);
 static void task_send_response(struct iscsi_task *t);
 static void task_fail_transport(struct iscsi_task *t);
+static void task_send_status_only(struct iscsi_task *t, uint8_t status);
 
 static struct iscsi_task *task_of(struct spt_cmd *cmd)
 {
@@ -190,6 +191,11 @@ void iscsi_task_cmd_received(struct iscsi_task *t)
 	}
 	int r = iscsi_cmdsn_check(s, t->cmdsn, t->immediate);
 
+	log_debug("session 0x%04x: task 0x%x CmdSN %u (ExpCmdSN %u%s) edtl %u unsolicited %u/%u cdb %02x: %s",
+		  s->tsih, t->itt, t->cmdsn, s->exp_cmdsn, t->immediate ? ", immediate" : "", t->edtl,
+		  t->received, t->unsol_len, t->cmd.req.cdb[0],
+		  r > 0 ? "runs" : r == 0 ? "waits for its turn" : "outside the window");
+
 	if (r < 0) {
 		log_debug("session 0x%04x: CmdSN %u outside the window, dropped", s->tsih, t->cmdsn);
 		t->state = TASK_DONE;
@@ -200,9 +206,12 @@ void iscsi_task_cmd_received(struct iscsi_task *t)
 		list_add_tail(&s->order, &t->order_node);
 		return;
 	}
+	/* t may be finished and recycled by the time run_ordered returns */
+	bool immediate = t->immediate;
+
 	s->refs++;
 	iscsi_task_run_ordered(t);
-	if (!t->immediate)
+	if (!immediate)
 		iscsi_session_advance(s);
 	iscsi_session_put(s);
 }
@@ -211,7 +220,14 @@ void iscsi_task_run_ordered(struct iscsi_task *t)
 {
 	t->ordered = true;
 	if (t->aborted || t->state == TASK_DONE) {
+		/* SAM-5 7.4 / 5.6 (TAS=1): a task of another I_T nexus that a
+		 * TMF aborted while it waited for its CmdSN still ends with
+		 * TASK ABORTED, as task_abort() does for the others */
+		bool tell = t->aborted && t->tas && t->state != TASK_DONE;
+
 		t->state = TASK_DONE;
+		if (tell)
+			task_send_status_only(t, SPT_STATUS_TASK_ABORTED);
 		task_maybe_free(t);
 		return;
 	}
@@ -276,7 +292,12 @@ static void task_pump(struct iscsi_task *t)
 
 	if (max_r2t > ISCSI_MAX_OUTSTANDING_R2T)
 		max_r2t = ISCSI_MAX_OUTSTANDING_R2T;
-	while (t->nr2t < max_r2t && t->r2t_next < t->want && t->conn->state != CONN_CLOSED)
+	/* no R2T before the provider has seen the command's first sequence
+	 * (if there is one): a command it refuses asks for no more data */
+	bool may_solicit = t->accepted || t->burst_end == 0;
+
+	while (may_solicit && t->nr2t < max_r2t && t->r2t_next < t->want &&
+	       t->conn->state != CONN_CLOSED)
 		task_send_r2t(t);
 	if (t->burst_end > t->delivered)
 		task_dispatch(t, t->delivered, t->burst_end - t->delivered, t->burst_end == t->want);
@@ -350,6 +371,16 @@ void iscsi_task_data_received(struct iscsi_task *t, const struct iscsi_data_out 
 		t->burst_end = t->received;
 		memmove(&t->r2t[0], &t->r2t[1], (t->nr2t - 1) * sizeof(t->r2t[0]));
 		t->nr2t--;
+	}
+	if (t->draining) {
+		/* the command already failed: its status goes once the data we
+		 * asked for is in, so no R2T is left dangling at the initiator */
+		if (t->nr2t == 0) {
+			t->state = TASK_DONE;
+			task_send_response(t);
+			task_maybe_free(t);
+		}
+		return;
 	}
 	task_pump(t);
 }
@@ -491,6 +522,9 @@ static void task_provider_done(struct spt_cmd *cmd)
 {
 	struct iscsi_task *t = task_of(cmd);
 
+	log_debug("task 0x%x: provider completed [%u, +%u)%s with status 0x%02x", t->itt,
+		  cmd->req.sequence_byte_offset, cmd->req.data_length,
+		  cmd->req.is_final ? " (final)" : "", cmd->cpl.scsi_status);
 	t->state = TASK_RECEIVING;
 	if (t->aborted) {
 		struct iscsi_tmf_wait *w = t->tmf_wait;
@@ -509,7 +543,12 @@ static void task_provider_done(struct spt_cmd *cmd)
 		return;
 	}
 	if (!cmd->req.is_final && cmd->cpl.scsi_status == SPT_STATUS_GOOD) {
+		t->accepted = true;
 		task_pump(t);
+		return;
+	}
+	if (!cmd->req.is_final && t->nr2t) {
+		t->draining = true;
 		return;
 	}
 	t->state = TASK_DONE;
@@ -709,12 +748,19 @@ void iscsi_tmf_req(struct iscsi_conn *conn)
 
 		if (!t || t->cmd.req.lun != lun) {
 			/* RFC 7143 11.5.1: a task not received yet whose
-			 * RefCmdSN lies in the window counts as aborted */
+			 * RefCmdSN lies in the window counts as aborted, and
+			 * the target considers that CmdSN received: when it is
+			 * the gap the window waits on, the commands behind run */
 			if (!t && !sn_lt(ref_cmdsn, s->exp_cmdsn) && sn_le(ref_cmdsn, s->max_cmdsn) &&
-			    sn_lt(ref_cmdsn, cmdsn))
+			    sn_lt(ref_cmdsn, cmdsn)) {
 				w->response = SPT_TMF_RSP_COMPLETE;
-			else
+				if (ref_cmdsn == s->exp_cmdsn) {
+					s->exp_cmdsn++;
+					iscsi_session_advance(s);
+				}
+			} else {
 				w->response = SPT_TMF_RSP_NO_TASK;
+			}
 			break;
 		}
 		task_abort(t, w);

@@ -19,6 +19,7 @@ counted as passed and flagged as skipped.
 """
 
 import fnmatch
+import os
 import re
 import sys
 
@@ -157,21 +158,24 @@ def check(listfile, accepted_path, suite, output_path, rc, daemon_died, tally_pa
         for line in lines[:12]:
             print("    | " + line)
 
+    # CU_ROUND names the run (e.g. the LUN's block size) in every line.
+    tag = os.environ.get("CU_ROUND", "")
     for full in expected:
         short = full.rsplit(".", 1)[1]
+        shown = "%s [%s]" % (full, tag) if tag else full
         reason = accepted_reason(entries, full)
         if short in results and results[short][0] == "passed":
             passed += 1
             sk = skip_reason(results[short][1])
             if sk is not None:
                 skipped += 1
-                print("PASS: conformance: %s (reported [SKIPPED]: %s)" % (full, sk))
+                print("PASS: conformance: %s (reported [SKIPPED]: %s)" % (shown, sk))
             else:
-                print("PASS: conformance: %s" % full)
+                print("PASS: conformance: %s" % shown)
             if reason is not None and sk is None and exact_entry(entries, full):
                 xpass += 1
                 print("NOTE: conformance: %s passes but is in accepted-failures.txt (%s): "
-                      "remove it from the list" % (full, reason))
+                      "remove it from the list" % (shown, reason))
             continue
         if short in results:
             detail = "failed"
@@ -184,16 +188,17 @@ def check(listfile, accepted_path, suite, output_path, rc, daemon_died, tally_pa
                 lines = [l for l in text.splitlines() if l.strip()][-6:]
         if reason is not None:
             accepted += 1
-            print("ACCEPTED: conformance: %s %s -- %s" % (full, detail, reason))
+            print("ACCEPTED: conformance: %s %s -- %s" % (shown, detail, reason))
         else:
             failed += 1
-            print("FAIL: conformance: %s %s" % (full, detail))
+            print("FAIL: conformance: %s %s" % (shown, detail))
             show(lines)
     suite_reason = accepted_reason(entries, suite + ".*")
     if (suite_reason is not None and expected and passed == len(expected) and skipped == 0
             and any(pattern == suite for pattern, _, _ in entries)):
         print("NOTE: conformance: every test of %s passes but the suite is in "
-              "accepted-failures.txt (%s): remove it from the list" % (suite, suite_reason))
+              "accepted-failures.txt (%s): remove it from the list" % (
+                  suite + (" [%s]" % tag if tag else ""), suite_reason))
     unknown = [t for t in results if "%s.%s" % (suite, t) not in expected]
     for t in unknown:
         print("NOTE: conformance: %s.%s ran but is not in iscsi-test-cu --list" % (suite, t))

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spt_iscsi import (  # noqa: E402
     BHS_LEN, CDB_TEST_UNIT_READY, OP_LOGIN_REQ, OP_LOGIN_RSP, OP_NOP_IN, OP_NOP_OUT,
@@ -32,6 +33,11 @@ TARGET = "iqn.2026-11.org.spt:target0"
 BAD_INITIATOR = "iqn.2026-11.org.spt:badinput"
 LUN_SIZE = 16 * 1024 * 1024
 CONTENT_SIZE = 1024 * 1024
+# Bad cases must be answered within ANSWER_WAIT seconds; the daemon's login
+# timeout is twice that, so a close by the login timer never passes for an
+# answer.
+ANSWER_WAIT = 3 * timeout_scale()
+LOGIN_TIMEOUT = 2 * ANSWER_WAIT
 SCRATCH_LBA = 8192  # 4 MiB into the LUN at 512-byte blocks: never holds CONTENT
 
 
@@ -45,13 +51,15 @@ class BadInputTest:
         with open(self.img, "wb") as f:
             f.write(self.content)
             f.truncate(LUN_SIZE)
-        self.daemon = Daemon(self.rep, self.work, ["--lun", "%s,size=%d" % (self.img, LUN_SIZE)],
+        # A short login timeout so that the idle half-login is seen to be dropped.
+        self.daemon = Daemon(self.rep, self.work, ["--lun", "%s,size=%d" % (self.img, LUN_SIZE),
+                                                   "--login-timeout", str(LOGIN_TIMEOUT)],
                              target=TARGET)
         self.lun = lun_base()
         self.good = None
         self.block = 512
         self.op_count = 0
-        self.wait = 5.0 * timeout_scale()
+        self.wait = float(ANSWER_WAIT)
         self.idle = []
 
     # --- the good session -------------------------------------------------
@@ -470,6 +478,9 @@ class BadInputTest:
                 self.rep.fail("%s raised %s: %s" % (case.__name__, type(e).__name__, e))
                 self.after(case.__name__)
         for c in self.idle:
+            kind, _pdu = c.outcome(LOGIN_TIMEOUT + self.wait)
+            self.rep.check(kind == "closed", "the idle half-sent login is closed by the "
+                           "--login-timeout of %ds" % LOGIN_TIMEOUT, "got %s" % kind)
             c.close()
         try:
             self.good.logout()
