@@ -260,7 +260,8 @@ static void conn_write(struct iscsi_conn *conn)
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				if (!conn->want_write) {
 					conn->want_write = true;
-					ev_mod(conn->srv->loop, &conn->h, EPOLLIN | EPOLLOUT);
+					ev_mod(conn->srv->loop, &conn->h,
+					       conn->input_off ? EPOLLOUT : EPOLLIN | EPOLLOUT);
 				}
 				return;
 			}
@@ -286,7 +287,7 @@ static void conn_write(struct iscsi_conn *conn)
 	}
 	if (conn->want_write && conn->state != CONN_CLOSED) {
 		conn->want_write = false;
-		ev_mod(conn->srv->loop, &conn->h, EPOLLIN);
+		ev_mod(conn->srv->loop, &conn->h, conn->input_off ? 0 : EPOLLIN);
 	}
 	if (conn->state == CONN_LOGGED_OUT && list_empty(&conn->txq))
 		iscsi_conn_close(conn, "logged out");
@@ -771,9 +772,16 @@ static void conn_on_event(struct ev_handler *h, uint32_t events)
 	}
 	if ((events & EPOLLOUT) && conn->state != CONN_CLOSED)
 		conn_write(conn);
-	/* after a logout response nothing more is read (RFC 7143 11.14) */
-	if ((events & EPOLLIN) && conn_reading(conn))
-		conn_read(conn);
+	/* after a logout response nothing more is read (RFC 7143 11.14);
+	 * stop watching for input so unread bytes do not wake us forever */
+	if ((events & EPOLLIN) && conn->state != CONN_CLOSED) {
+		if (conn_reading(conn))
+			conn_read(conn);
+		else if (!conn->input_off) {
+			conn->input_off = true;
+			ev_mod(conn->srv->loop, &conn->h, conn->want_write ? EPOLLOUT : 0);
+		}
+	}
 }
 
 void iscsi_conn_tick(struct iscsi_conn *conn, uint64_t now)

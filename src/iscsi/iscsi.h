@@ -25,6 +25,9 @@
 #define ISCSI_QUEUE_DEPTH 128
 /* immediate commands allowed beyond the window before Reject 0x06 */
 #define ISCSI_IMMEDIATE_SLACK 16
+/* CmdSNs received ahead of ExpCmdSN without a waiting task; > the window */
+#define ISCSI_SN_BITMAP 256
+_Static_assert(ISCSI_SN_BITMAP > ISCSI_QUEUE_DEPTH, "the bitmap covers the CmdSN window");
 /* largest data buffer of one command (VPD B0 MAXIMUM TRANSFER LENGTH) */
 #define ISCSI_MAX_TASK_BUF (8u << 20)
 /* bytes of login text (all PDUs of one request) we take */
@@ -198,6 +201,7 @@ struct iscsi_conn {
 	bool want_write;
 	bool flush_pending;
 	bool resume_pending;
+	bool input_off;			/* EPOLLIN no longer watched (logging out) */
 
 	/* receive state machine */
 	enum iscsi_rx_state rx_state;
@@ -258,6 +262,7 @@ struct iscsi_session {
 	bool ending;
 	struct list_node tasks;
 	struct list_node order;		/* commands waiting for their CmdSN */
+	uint64_t sn_received[ISCSI_SN_BITMAP / 64];	/* CmdSNs ahead, already received */
 	struct list_node conns;
 	int nconns;
 	struct list_node task_free;	/* recycled task structs */
@@ -290,6 +295,7 @@ void iscsi_session_update_window(struct iscsi_session *s);
 /* a non-immediate PDU arrived with this CmdSN: true if it may run now */
 int iscsi_cmdsn_check(struct iscsi_session *s, uint32_t cmdsn, bool immediate);
 void iscsi_session_advance(struct iscsi_session *s);
+void iscsi_cmdsn_received(struct iscsi_session *s, uint32_t cmdsn);
 void iscsi_nop_out(struct iscsi_conn *conn, uint8_t *data, uint32_t len);
 void iscsi_text_req(struct iscsi_conn *conn, uint8_t *data, uint32_t len);
 void iscsi_logout_req(struct iscsi_conn *conn);

@@ -1060,6 +1060,23 @@ int iscsi_negotiate_login(struct iscsi_negotiation *neg, const struct iscsi_kv *
 		status = ISCSI_LOGIN_TARGET_ERROR;
 		goto out;
 	}
+	/* RFC 7143 6.3: within one request a key appears once; a redeclaration
+	 * allowed across requests is still a protocol error inside one */
+	uint64_t in_request = 0;
+
+	for (int i = 0; i < n; i++) {
+		int id = param_lookup(kv[i].key);
+
+		if (id < 0)
+			continue;
+		if (in_request & SEEN_KEY(id)) {
+			log_warn("iscsi login: initiator '%s' sends %s twice in one request (RFC 7143 6.3)",
+				 neg->sess->initiator_name, kv[i].key);
+			status = ISCSI_LOGIN_INITIATOR_ERROR;
+			goto out;
+		}
+		in_request |= SEEN_KEY(id);
+	}
 	memset(slots, 0, sizeof(slots[0]) * (size_t)n);
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < n; i++) {

@@ -172,15 +172,26 @@ int iscsi_cmdsn_check(struct iscsi_session *s, uint32_t cmdsn, bool immediate)
 	return 0;
 }
 
-/* After ExpCmdSN moved: run the commands that were waiting for it. */
+#define SN_BIT(cmdsn) ((cmdsn) % ISCSI_SN_BITMAP)
+
+/* After ExpCmdSN moved: run the commands that were waiting for it, and
+ * step over CmdSNs already received without a task (NOP, Text, an aborted
+ * command that never came). */
 void iscsi_session_advance(struct iscsi_session *s)
 {
 	bool progress = true;
 
 	while (progress) {
 		struct list_node *n, *tmp;
+		uint32_t bit = SN_BIT(s->exp_cmdsn);
 
 		progress = false;
+		if (s->sn_received[bit / 64] & (1ull << (bit % 64))) {
+			s->sn_received[bit / 64] &= ~(1ull << (bit % 64));
+			s->exp_cmdsn++;
+			progress = true;
+			continue;
+		}
 		list_for_each_safe(n, tmp, &s->order) {
 			struct iscsi_task *t = list_entry(n, struct iscsi_task, order_node);
 
@@ -195,16 +206,27 @@ void iscsi_session_advance(struct iscsi_session *s)
 	}
 }
 
-/* Non-SCSI PDUs carry a CmdSN too; we answer them at once but keep the
- * window moving when they are in order. */
+/*
+ * A non-immediate PDU without a task of its own used this CmdSN (RFC 7143
+ * 4.2.2.1: NOP-Out, Text, Logout, TMF carry one), or RFC 7143 11.5.1 says
+ * to consider it received. Answered at once; the window steps over it.
+ */
+void iscsi_cmdsn_received(struct iscsi_session *s, uint32_t cmdsn)
+{
+	if (cmdsn == s->exp_cmdsn) {
+		s->exp_cmdsn++;
+		iscsi_session_advance(s);
+	} else if (sn_lt(s->exp_cmdsn, cmdsn) && sn_le(cmdsn, s->max_cmdsn)) {
+		uint32_t bit = SN_BIT(cmdsn);
+
+		s->sn_received[bit / 64] |= 1ull << (bit % 64);
+	}
+}
+
 static void session_consume_cmdsn(struct iscsi_conn *conn, uint32_t cmdsn, bool immediate)
 {
-	if (!conn->sess || immediate)
-		return;
-	if (cmdsn == conn->sess->exp_cmdsn) {
-		conn->sess->exp_cmdsn++;
-		iscsi_session_advance(conn->sess);
-	}
+	if (conn->sess && !immediate)
+		iscsi_cmdsn_received(conn->sess, cmdsn);
 }
 
 void iscsi_nop_out(struct iscsi_conn *conn, uint8_t *data, uint32_t len)

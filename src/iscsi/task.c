@@ -722,10 +722,8 @@ void iscsi_tmf_req(struct iscsi_conn *conn)
 		iscsi_send_reject(conn, &conn->rx_bhs, ISCSI_REJECT_OUT_OF_RESOURCES);
 		return;
 	}
-	if (!pdu_immediate(&conn->rx_bhs) && cmdsn == s->exp_cmdsn) {
-		s->exp_cmdsn++;
-		iscsi_session_advance(s);
-	}
+	if (!pdu_immediate(&conn->rx_bhs))
+		iscsi_cmdsn_received(s, cmdsn);
 	w->conn = conn;
 	conn->refs++;
 	w->itt = pdu_get32(req->itt);
@@ -754,10 +752,7 @@ void iscsi_tmf_req(struct iscsi_conn *conn)
 			if (!t && !sn_lt(ref_cmdsn, s->exp_cmdsn) && sn_le(ref_cmdsn, s->max_cmdsn) &&
 			    sn_lt(ref_cmdsn, cmdsn)) {
 				w->response = SPT_TMF_RSP_COMPLETE;
-				if (ref_cmdsn == s->exp_cmdsn) {
-					s->exp_cmdsn++;
-					iscsi_session_advance(s);
-				}
+				iscsi_cmdsn_received(s, ref_cmdsn);
 			} else {
 				w->response = SPT_TMF_RSP_NO_TASK;
 			}

@@ -1404,6 +1404,33 @@ static void test_cmdsn_out_of_order_deferred(void **state)
 	ini->cmdsn = n + 3;
 }
 
+/* RFC 7143 4.2.2.1: a non-immediate NOP-Out ahead of ExpCmdSN is answered
+ * at once; once the gap before it fills, the window steps over its CmdSN. */
+static void test_cmdsn_nop_ahead(void **state)
+{
+	struct fx *f = *state;
+	struct rx rx;
+	struct ini *ini = fx_session(f, 0, "ImmediateData=Yes\n");
+	uint32_t n = ini->cmdsn;
+	uint32_t itn = ini->itt++;
+
+	ini->cmdsn = n + 1;
+	send_nop(f, ini, itn, false, NULL, 0);
+	rx_expect(f, ini, ISCSI_OP_NOP_IN, &rx);
+	assert_int_equal(pdu_get32(rx.nop.itt), itn);
+	assert_int_equal(pdu_get32(rx.nop.sn2), n);	/* ExpCmdSN still waits for n */
+	uint32_t itt = SEND_CMD(f, ini, .use_sn = true, .cmdsn = n, .cdb = { 0 });
+
+	rx_expect(f, ini, ISCSI_OP_SCSI_RSP, &rx);
+	assert_int_equal(pdu_get32(rx.rsp.itt), itt);
+	ini->cmdsn = n + 2;
+	itt = tur(f, ini);
+	rx_expect(f, ini, ISCSI_OP_SCSI_RSP, &rx);
+	assert_int_equal(pdu_get32(rx.rsp.itt), itt);
+	assert_int_equal(rx.rsp.status, SPT_STATUS_GOOD);
+	assert_int_equal(pdu_get32(rx.rsp.exp_cmdsn), n + 3);
+}
+
 /* RFC 7143 4.2.2.1: a non-immediate command outside [ExpCmdSN, MaxCmdSN] is ignored. */
 static void test_cmdsn_outside_window(void **state)
 {
@@ -3049,6 +3076,7 @@ int main(void)
 		T(test_login_limits),
 		T(test_write_fails_at_first_burst),
 		T(test_write_underflow),
+		T(test_cmdsn_nop_ahead),
 		T(test_tmf_clear_task_set_waiting_task),
 		T(test_write_oversize),
 		T(test_dsl_checked_before_ahs),
