@@ -308,7 +308,7 @@ void iscsi_limits_default(struct iscsi_target_limits *lim)
 	lim->default_time2retain = 0;
 	lim->max_outstanding_r2t = 8;
 	lim->max_error_recovery_level = 0;
-	lim->allow_crc32c = false;
+	lim->allow_crc32c = true;
 	lim->target_alias = NULL;
 }
 

@@ -288,7 +288,7 @@ static void test_defaults(void **state)
 	assert_int_equal(f->lim.max_burst_length, 1048576);
 	assert_int_equal(f->lim.first_burst_length, 262144);
 	assert_int_equal(f->lim.max_error_recovery_level, 0);
-	assert_false(f->lim.allow_crc32c);
+	assert_true(f->lim.allow_crc32c);	/* CRC32C digests offered back by default */
 	assert_null(f->lim.target_alias);
 	/* RFC 7143 13 defaults */
 	assert_int_equal(f->sess.session_type, ISCSI_SESSION_NORMAL);
@@ -387,6 +387,7 @@ static void test_list_rule_digests(void **state)
 {
 	struct fx *f = *state;
 
+	f->lim.allow_crc32c = false;	/* a target configured without digests */
 	assert_int_equal(fx_login(f, ISCSI_STAGE_OPERATIONAL,
 				  TEXT("HeaderDigest=CRC32C,None\0DataDigest=CRC32C\0")), ISCSI_LOGIN_OK);
 	assert_string_equal(fx_answer(f, "HeaderDigest"), "None");
