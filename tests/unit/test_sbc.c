@@ -91,8 +91,8 @@ static int ram_perform(struct ram *r, struct spt_bdev_io *io)
 static void ram_submit(struct spt_bdev *bdev, struct spt_bdev_io *io)
 {
 	struct ram *r = bdev->ctx;
-	volatile char marker = 0;
-	uintptr_t sp = (uintptr_t)&marker;
+	/* the frame address, not a local's: ASan may move locals to a fake stack */
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
 
 	if (r->sp_min == 0 || sp < r->sp_min)
 		r->sp_min = sp;
