@@ -18,6 +18,7 @@ LDFLAGS += $(SANFLAGS)
 LDLIBS := -luring -lisal -lcrypto -lpthread
 
 SRCS := $(wildcard src/util/*.c src/iscsi/*.c src/spt/*.c src/scsi/*.c src/providers/*.c)
+SRCS += $(wildcard src/ctl/*.c)
 OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/src/main.o
 
@@ -51,3 +52,28 @@ clean:
 
 .PHONY: all unit test clean
 -include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+
+# The load generator of bench/ (libiscsi); not part of `all`: `make bench`.
+# Without -Isrc: src/iscsi/ would shadow libiscsi's <iscsi/iscsi.h>.
+bench: $(BUILD)/spt-bench
+
+$(BUILD)/spt-bench: bench/spt-bench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Isrc -Iinclude,$(CFLAGS)) $(LDFLAGS) -o $@ $< -liscsi
+
+.PHONY: bench
+-include $(BUILD)/spt-bench.d
+
+# sptctl: the management CLI; speaks the control frames of src/ctl/frame.c.
+all: $(BUILD)/sptctl
+
+$(BUILD)/sptctl: $(BUILD)/obj/tools/sptctl.o $(BUILD)/obj/src/ctl/frame.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+-include $(BUILD)/obj/tools/sptctl.d
+
+# libFuzzer harnesses (clang, ASan + UBSan) into build/fuzz/: `make fuzz`; see fuzz/README.md.
+fuzz:
+	$(MAKE) -f fuzz/Makefile
+
+.PHONY: fuzz

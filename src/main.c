@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl/ctl.h"
 #include "iscsi/server.h"
 #include "providers/file.h"
 #include "util/log.h"
@@ -32,6 +33,9 @@ struct sptd_options {
 	int nluns;
 	const char *control;
 	struct iscsi_config cfg;
+	struct chap_config chap;	/* --chap, --discovery-chap, --mutual-chap */
+	const char *allow[ISCSI_MAX_ALLOW];	/* --allow */
+	int nallow;
 };
 
 /* Named limits and timers, each with its flag (seconds unless noted). */
@@ -59,13 +63,19 @@ static void usage(FILE *f)
 		"                          a LUN backed by a file or block device, repeatable:\n"
 		"                          LUN 0, 1, ... in order; a missing file is created sparse\n"
 		"                          (default: ./spt-lun0.img, 1 GiB)\n"
-		"  --control PATH          management socket (mode 0600)\n"
+		"  --control PATH          management socket for sptctl (mode 0600)\n"
 		"  --log-level LEVEL       error, warn, info (default) or debug\n"
 		"  --login-timeout SEC     a connection must finish login in this time (15)\n"
 		"  --nop-interval SEC      ping an idle connection with NOP-In after SEC (30; 0 = never)\n"
 		"  --nop-timeout SEC       drop a connection whose ping is not answered in SEC (30)\n"
 		"  --logout-grace SEC      on SIGTERM, time given to initiators to log out (3)\n"
 		"  --max-sessions N        sessions the target accepts at once (1024)\n"
+		"  --chap USER:SECRET      normal sessions must authenticate with CHAP (secret >= 12 bytes)\n"
+		"  --mutual-chap USER:SECRET  the target's own CHAP name and secret, sent when an\n"
+		"                          initiator asks for mutual CHAP (must differ from the others)\n"
+		"  --discovery-chap USER:SECRET  discovery sessions must authenticate with CHAP too\n"
+		"                          (by default discovery needs no authentication)\n"
+		"  --allow INITIATOR-IQN   only these initiators may log in to the target, repeatable\n"
 		"  --help, --version\n");
 }
 
@@ -73,8 +83,7 @@ struct sptd {
 	struct ev_loop *loop;
 	struct iscsi_server *srv;
 	struct ev_handler sig;
-	struct ev_handler ctl;
-	const char *control_path;
+	struct ctl_server *ctl;		/* --control: sptctl's socket */
 };
 
 static void sptd_shutdown_done(void *arg)
@@ -100,48 +109,18 @@ static void sptd_on_signal(struct ev_handler *h, uint32_t events)
 	}
 }
 
-/* The control socket: commands arrive with the pass-through issue; today a
- * client gets one line saying so. Only the owner may connect (0600). */
-static void sptd_on_control(struct ev_handler *h, uint32_t events)
+/* "USER:SECRET" of a CHAP flag; the secret is then blanked in argv so ps does not show it. */
+static int sptd_parse_chap(const char *flag, char *arg, struct chap_credentials *c)
 {
-	int fd = accept4(h->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	static const char msg[] = "error: this sptd serves no control commands yet\n";
+	char err[256];
+	char *colon = strchr(arg, ':');
 
-	if (fd < 0)
-		return;
-	if (write(fd, msg, sizeof(msg) - 1) < 0)
-		log_debug("control: %s", strerror(errno));
-	close(fd);
-}
-
-static int sptd_control_open(struct sptd *d, const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "sptd: --control path too long: %s\n", path);
+	if (chap_credentials_parse(arg, c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sptd: --%s: %s\n", flag, err);
 		return -1;
 	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	unlink(path);
-	mode_t old = umask(0177);
-	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-
-	umask(old);
-	if (rc < 0 || listen(fd, 16) < 0) {
-		fprintf(stderr, "sptd: cannot open control socket %s: %s\n", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	d->ctl.fd = fd;
-	d->ctl.cb = sptd_on_control;
-	d->ctl.arg = d;
-	d->control_path = path;
-	return ev_add(d->loop, &d->ctl, EPOLLIN);
+	memset(colon + 1, 'x', strlen(colon + 1));
+	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct sptd_options *o)
@@ -157,6 +136,10 @@ static int parse_args(int argc, char **argv, struct sptd_options *o)
 		{ "nop-timeout", required_argument, NULL, 0x102 },
 		{ "logout-grace", required_argument, NULL, 0x103 },
 		{ "max-sessions", required_argument, NULL, 0x104 },
+		{ "chap", required_argument, NULL, 0x200 },
+		{ "mutual-chap", required_argument, NULL, 0x201 },
+		{ "discovery-chap", required_argument, NULL, 0x202 },
+		{ "allow", required_argument, NULL, 0x203 },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -203,6 +186,25 @@ static int parse_args(int argc, char **argv, struct sptd_options *o)
 		case 'c':
 			o->control = optarg;
 			break;
+		case 0x200:
+			if (sptd_parse_chap("chap", optarg, &o->chap.initiator) < 0)
+				return -1;
+			break;
+		case 0x201:
+			if (sptd_parse_chap("mutual-chap", optarg, &o->chap.target) < 0)
+				return -1;
+			break;
+		case 0x202:
+			if (sptd_parse_chap("discovery-chap", optarg, &o->chap.discovery) < 0)
+				return -1;
+			break;
+		case 0x203:
+			if (o->nallow == ISCSI_MAX_ALLOW) {
+				fprintf(stderr, "sptd: at most %d --allow\n", ISCSI_MAX_ALLOW);
+				return -1;
+			}
+			o->allow[o->nallow++] = optarg;
+			break;
 		case 'L': {
 			enum log_level lvl;
 
@@ -238,6 +240,12 @@ static int parse_args(int argc, char **argv, struct sptd_options *o)
 			o->target);
 		return -1;
 	}
+	char err[256];
+
+	if (chap_config_check(&o->chap, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sptd: %s\n", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -250,7 +258,7 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	memset(&d, 0, sizeof(d));
-	d.sig.fd = d.ctl.fd = -1;
+	d.sig.fd = -1;
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
@@ -261,10 +269,30 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.srv->cfg = o.cfg;
+	/* first: a --control path another sptd serves means that daemon may
+	 * hold these LUN files too; stop before opening them */
+	if (o.control) {
+		d.ctl = ctl_server_open(d.loop, d.srv, o.control, err, sizeof(err));
+		if (!d.ctl) {
+			fprintf(stderr, "sptd: --control: %s\n", err);
+			goto out;
+		}
+	}
 	struct iscsi_target *t = iscsi_server_add_target(d.srv, o.target);
 
 	if (!t)
 		goto out;
+	if (iscsi_server_set_chap(d.srv, &o.chap, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sptd: %s\n", err);
+		goto out;
+	}
+	chap_config_wipe(&o.chap);
+	for (int i = 0; i < o.nallow; i++) {
+		if (iscsi_target_allow(t, o.allow[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "sptd: --allow: %s\n", err);
+			goto out;
+		}
+	}
 	if (o.nluns == 0) {
 		o.luns[o.nluns++] = SPTD_DEFAULT_LUN;
 		log_info("no --lun given: serving LUN 0 from ./spt-lun0.img (1 GiB sparse file, created if missing)");
@@ -289,8 +317,6 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (o.control && sptd_control_open(&d, o.control) < 0)
-		goto out;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -308,10 +334,11 @@ int main(int argc, char **argv)
 out:
 	if (d.sig.fd >= 0)
 		close(d.sig.fd);
-	if (d.ctl.fd >= 0) {
-		close(d.ctl.fd);
-		unlink(d.control_path);
-	}
+	ctl_server_close(d.ctl);
+	/* a stopped loop lets the providers release their rings at once,
+	 * also when startup failed before the loop ever ran */
+	if (d.loop)
+		ev_loop_stop(d.loop);
 	iscsi_server_free(d.srv);
 	ev_loop_free(d.loop);
 	if (rc == 0)

@@ -12,6 +12,7 @@ PACKAGES=(
 	qemu-utils qemu-block-extra                   # qemu-img, qemu-io and their iSCSI driver
 	python3                                       # test_badinput.py, helpers
 	iproute2 procps coreutils                     # ss, ps; timeout, truncate, stat
+	clang libclang-rt-14-dev                      # libFuzzer harnesses (fuzz/, test_fuzz.sh)
 )
 
 if [ "$(id -u)" -eq 0 ]; then

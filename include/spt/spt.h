@@ -215,4 +215,151 @@ struct spt_provider_ops {
 	void (*close)(void *lun_ctx);
 };
 
+/* ------------------------------------------------------------------ */
+/* Control plane: sptctl <-> sptd --control socket                      */
+/* ------------------------------------------------------------------ */
+/*
+ * Added for the management part of issue 3 (control socket and sptctl).
+ *
+ * Every message on the control socket is a struct spt_io_header (Signature
+ * SPT_SIGNATURE, HeaderLength 28, Length = payload bytes, all little-endian)
+ * followed by its payload; payload integers are little-endian too. A client
+ * sends one request and reads one response: the response repeats the
+ * request's ControlCode and sets ReturnCode (enum spt_ctl_return_code).
+ *
+ * Requests served on the control socket:
+ *   SESSION_LIST (0x200): payload empty or struct spt_ctl_session_list_request;
+ *       response: struct spt_ctl_session_list + `count` entries.
+ *   SESSION_END (0x101): payload struct spt_session_end (the stop uses the
+ *       daemon's --logout-grace) or struct spt_ctl_session_stop; the target
+ *       asks every connection of the session to log out (Async Message,
+ *       AsyncEvent 1, Parameter3 = grace), waits at most the grace time,
+ *       then closes every connection and aborts the tasks. The response
+ *       comes once the session is gone (providers have had their
+ *       SESSION_END), with payload struct spt_session_end; or after the
+ *       request's Timeout (0: grace + SPT_CTL_STOP_SLACK_S) with ReturnCode
+ *       SPT_CTL_RC_TIMEOUT if tasks still hold it.
+ * A response with ReturnCode != 0 may carry a message instead of its usual
+ * payload: UTF-8 text, NUL-terminated, at most SPT_CTL_MESSAGE_MAX bytes.
+ * An error frame not tied to a request (peer refused, a header that cannot
+ * be framed) has ControlCode 0, and the daemon closes the connection after
+ * it. Requests on one connection are answered one at a time, in order.
+ */
+enum spt_ctl_control_code {
+	SPT_CC_SESSION_LIST = 0x200,
+};
+
+enum spt_ctl_return_code {
+	SPT_CTL_RC_SUCCESS = 0,
+	/* the header cannot be trusted (Signature, HeaderLength, Length over
+	 * the limit): the daemon answers, then closes the connection */
+	SPT_CTL_RC_BAD_FRAME = 1,
+	SPT_CTL_RC_UNSUPPORTED = 2,	/* ControlCode not served on this socket */
+	SPT_CTL_RC_BAD_REQUEST = 3,	/* Length, Timeout, ReturnCode or a payload field invalid */
+	SPT_CTL_RC_NO_SUCH_SESSION = 4,	/* no session has this ITNexusHandle */
+	SPT_CTL_RC_TIMEOUT = 5,		/* connections closed, but the session outlived Timeout */
+	SPT_CTL_RC_PERMISSION = 6,	/* peer is neither root nor the daemon's user */
+	SPT_CTL_RC_BUSY = 7,		/* too many control clients at once */
+	SPT_CTL_RC_NO_MEMORY = 8,
+	SPT_CTL_RC_SHUTTING_DOWN = 9,	/* the daemon stopped before the request completed */
+};
+
+#define SPT_CTL_REQUEST_MAX 65536	/* largest request payload the daemon reads */
+#define SPT_CTL_RESPONSE_MAX (1u << 20)	/* largest response payload the daemon sends */
+#define SPT_CTL_MESSAGE_MAX 256		/* error text, NUL included */
+#define SPT_CTL_TIMEOUT_MAX 3600	/* largest Timeout a request may carry, seconds */
+#define SPT_CTL_GRACE_MAX 600		/* largest grace_seconds of a stop */
+#define SPT_CTL_STOP_SLACK_S 10		/* default wait beyond the grace time */
+#define SPT_CTL_NAME_MAX 224		/* RFC 7143 4.2.7.1: 223-byte iSCSI names + NUL */
+#define SPT_CTL_CONNS_MAX 8		/* connections described per session entry */
+#define SPT_CTL_SESSION_PAGE_MAX 512	/* session entries per SESSION_LIST response */
+
+/* SESSION_LIST request (Length 0 means after_handle 0, max_entries 0). */
+struct spt_ctl_session_list_request {
+	uint64_t after_handle;	/* only sessions whose handle is greater (0: from the first) */
+	uint32_t max_entries;	/* at most this many (0 or more than the page: SPT_CTL_SESSION_PAGE_MAX) */
+	uint32_t reserved;	/* 0 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_session_list_request) == 16, "session_list_request size");
+
+/* SESSION_LIST response payload: this, then `count` entries of entry_length
+ * bytes each, sorted by ascending itnexus_handle. A reader takes the first
+ * min(entry_length, sizeof(struct spt_ctl_session)) bytes of each entry, so
+ * later versions may append fields. */
+struct spt_ctl_session_list {
+	uint32_t count;		/* entries that follow */
+	uint32_t entry_length;	/* bytes per entry: sizeof(struct spt_ctl_session) today */
+	uint32_t total;		/* sessions in the daemon when the page was made */
+	uint8_t more;		/* 1: sessions with a greater handle exist; ask again with
+				 * after_handle = the last entry's handle */
+	uint8_t reserved[3];
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_session_list) == 16, "session_list size");
+
+enum spt_ctl_session_type {
+	SPT_CTL_SESSION_NORMAL = 0,
+	SPT_CTL_SESSION_DISCOVERY = 1,
+};
+
+enum spt_ctl_session_state {
+	SPT_CTL_SESSION_ACTIVE = 0,	/* in full feature phase */
+	SPT_CTL_SESSION_LOGGING_OUT = 1,	/* the initiator asked to log out */
+	SPT_CTL_SESSION_STOPPING = 2,	/* a stop is in progress: Async logout sent, grace running */
+	SPT_CTL_SESSION_ENDING = 3,	/* no connection left; tasks still finishing */
+};
+
+enum spt_ctl_conn_state {
+	SPT_CTL_CONN_FULL_FEATURE = 0,
+	SPT_CTL_CONN_LOGGING_OUT = 1,	/* Logout Response queued, closing once sent */
+};
+
+/* One connection of a session. Strings are NUL-terminated within their field. */
+struct spt_ctl_connection {
+	uint16_t cid;			/* RFC 7143 CID chosen by the initiator */
+	uint8_t state;			/* enum spt_ctl_conn_state */
+	uint8_t reserved[5];
+	char peer_address[SPT_PEER_ADDRESS_MAX];	/* "192.0.2.1:50000", "[::1]:5" */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_connection) == 72, "ctl_connection size");
+_Static_assert(offsetof(struct spt_ctl_connection, peer_address) == 8, "ctl_connection peer offset");
+
+/* One session in a SESSION_LIST response. */
+struct spt_ctl_session {
+	uint64_t itnexus_handle;	/* the ITNexusHandle providers know it by */
+	uint8_t isid[6];		/* RFC 7143 10.12.5, as on the wire (big-endian) */
+	uint16_t tsih;			/* target session identifying handle */
+	uint16_t tpgt;			/* target portal group tag; 0 for discovery */
+	uint8_t session_type;		/* enum spt_ctl_session_type */
+	uint8_t state;			/* enum spt_ctl_session_state */
+	uint32_t commands_in_flight;	/* SCSI tasks the session holds */
+	uint32_t connection_count;	/* connections in the session (conns[] shows the
+					 * first min(count, SPT_CTL_CONNS_MAX)) */
+	uint32_t reserved;
+	char initiator_name[SPT_CTL_NAME_MAX];
+	char target_name[SPT_CTL_NAME_MAX];	/* empty for discovery */
+	char chap_user_name[SPT_CHAP_USER_MAX];	/* empty without CHAP */
+	struct spt_ctl_connection conns[SPT_CTL_CONNS_MAX];
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_session, isid) == 8, "ctl_session isid offset");
+_Static_assert(offsetof(struct spt_ctl_session, tsih) == 14, "ctl_session tsih offset");
+_Static_assert(offsetof(struct spt_ctl_session, commands_in_flight) == 20, "ctl_session cmds offset");
+_Static_assert(offsetof(struct spt_ctl_session, initiator_name) == 32, "ctl_session initiator offset");
+_Static_assert(offsetof(struct spt_ctl_session, target_name) == 256, "ctl_session target offset");
+_Static_assert(offsetof(struct spt_ctl_session, chap_user_name) == 480, "ctl_session chap offset");
+_Static_assert(offsetof(struct spt_ctl_session, conns) == 736, "ctl_session conns offset");
+_Static_assert(sizeof(struct spt_ctl_session) == 736 + 8 * 72, "ctl_session size");
+_Static_assert(sizeof(struct spt_ctl_session_list) +
+	       SPT_CTL_SESSION_PAGE_MAX * sizeof(struct spt_ctl_session) <= SPT_CTL_RESPONSE_MAX,
+	       "a full page fits in a response");
+
+/* SESSION_END on the control socket with a grace time of its own. */
+struct spt_ctl_session_stop {
+	uint64_t itnexus_handle;
+	uint32_t grace_seconds;	/* <= SPT_CTL_GRACE_MAX; Parameter3 of the Async Message */
+	uint32_t reserved;	/* 0 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_session_stop) == 16, "ctl_session_stop size");
+_Static_assert(offsetof(struct spt_ctl_session_stop, itnexus_handle) ==
+	       offsetof(struct spt_session_end, itnexus_handle), "stop extends session_end");
+
 #endif

@@ -12,6 +12,7 @@
 
 #include <spt/spt.h>
 
+#include "iscsi/chap.h"
 #include "iscsi/param.h"
 #include "iscsi/pdu.h"
 #include "spt/dispatch.h"
@@ -39,6 +40,8 @@ _Static_assert(ISCSI_SN_BITMAP > ISCSI_QUEUE_DEPTH, "the bitmap covers the CmdSN
 #define ISCSI_RX_STAGE 65536
 #define ISCSI_SENDTARGETS_MAX 65536
 #define ISCSI_DEFAULT_TPGT 1
+/* initiator names one target's ACL may list (--allow) */
+#define ISCSI_MAX_ALLOW 1024
 
 struct iscsi_server;
 struct iscsi_session;
@@ -48,6 +51,9 @@ struct iscsi_target {
 	char name[ISCSI_NAME_MAX + 1];
 	uint16_t tpgt;
 	struct spt_lun_map luns;
+	/* ACL: initiator names allowed to log in (any when empty) */
+	char **allow;
+	size_t nallow;
 };
 
 struct iscsi_portal {
@@ -71,6 +77,7 @@ struct iscsi_server {
 	struct bufpool *bp;
 	struct iscsi_config cfg;
 	struct iscsi_target_limits limits;
+	struct chap_config chap;	/* limits.chap_* say which sessions must use it */
 	struct iscsi_target *targets[ISCSI_MAX_TARGETS];
 	size_t ntargets;
 	struct iscsi_portal portals[ISCSI_MAX_PORTALS];
@@ -234,6 +241,7 @@ struct iscsi_conn {
 	struct iscsi_target *login_target;
 	bool login_first_done;
 	bool login_sent_tpgt;
+	struct chap_exchange chap;	/* security stage, AuthMethod=CHAP */
 
 	/* text request continuation */
 	char *text_rsp;
@@ -315,6 +323,8 @@ struct iscsi_task *iscsi_task_find(struct iscsi_session *s, uint32_t itt);
 
 /* target.c */
 struct iscsi_target *iscsi_target_find(struct iscsi_server *srv, const char *name);
+/* ACL: may this initiator log in to t? (RFC 7143 4.2.7.1: names compare case-insensitively) */
+bool iscsi_target_allows(const struct iscsi_target *t, const char *initiator);
 int iscsi_sendtargets(struct iscsi_conn *conn, const char *what, struct iscsi_text_out *out);
 void iscsi_server_stop(struct iscsi_server *srv);
 

@@ -1,7 +1,8 @@
 /*
  * The login phase (RFC 7143 6.3 and 11.12/11.13): stages, transitions,
  * the text of one request gathered over C bits, the checks of the first
- * request (initiator name, target), and the session it ends in.
+ * request (initiator name, target, ACL), authentication (CHAP, chap.c),
+ * and the session it ends in.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,19 +35,38 @@ static struct iscsi_tx *login_rsp_new(struct iscsi_conn *conn, uint8_t flags, ui
 	return tx;
 }
 
-static void login_fail(struct iscsi_conn *conn, uint16_t status, const char *why)
+/*
+ * A failing login response; `text` (may be NULL or empty) carries the
+ * answer that explains it, e.g. AuthMethod=Reject or CHAP_A=Reject.
+ */
+static void login_fail_text(struct iscsi_conn *conn, uint16_t status, const char *why,
+			    const char *text, size_t text_len)
 {
 	struct iscsi_tx *tx = login_rsp_new(conn, 0, status, 0);
 
 	log_warn("conn %u (%s): login of %s failed with status 0x%04x: %s", conn->id, conn->peer,
 		 conn->login_sp.initiator_name[0] ? conn->login_sp.initiator_name : "(unnamed)",
 		 status, why);
+	if (tx && text && text_len) {
+		tx->owned = bufpool_get(conn->srv->bp, text_len);
+		if (tx->owned) {
+			tx->owned_len = text_len;
+			memcpy(tx->owned, text, text_len);
+			tx->data = tx->owned;
+			tx->data_len = (uint32_t)text_len;
+		}
+	}
 	if (tx)
 		iscsi_tx_queue(conn, tx);
 	/* RFC 7143 11.13.5: after a failing status the target closes the connection */
 	conn->state = CONN_LOGGED_OUT;
 	if (!tx)
 		iscsi_conn_close(conn, "login failed");
+}
+
+static void login_fail(struct iscsi_conn *conn, uint16_t status, const char *why)
+{
+	login_fail_text(conn, status, why, NULL, 0);
 }
 
 static void login_send_text(struct iscsi_conn *conn, uint8_t flags, uint16_t tsih,
@@ -100,6 +120,12 @@ static struct iscsi_session *login_find_tsih(struct iscsi_server *srv, uint16_t 
 	return NULL;
 }
 
+/* The CHAP name this connection proved, or "" without CHAP. */
+static const char *login_chap_user(const struct iscsi_conn *conn)
+{
+	return conn->chap.state == CHAP_STATE_DONE ? conn->chap.user : "";
+}
+
 /* The last login response: bind the connection to a session. 0 or a login status. */
 static uint16_t login_join_session(struct iscsi_conn *conn)
 {
@@ -126,6 +152,8 @@ static uint16_t login_join_session(struct iscsi_conn *conn)
 		s = iscsi_session_new(srv, conn->login_target, &conn->login_sp, conn->login_isid);
 		if (!s)
 			return ISCSI_LOGIN_OUT_OF_RESOURCES;
+		/* SESSION_START carries the CHAP name the initiator proved (empty without CHAP) */
+		snprintf(s->chap_user, sizeof(s->chap_user), "%s", login_chap_user(conn));
 		s->exp_cmdsn = conn->login_cmdsn;
 		s->max_cmdsn = conn->login_cmdsn + ISCSI_QUEUE_DEPTH - 1;
 		s->reinstated = reinstated;
@@ -136,6 +164,9 @@ static uint16_t login_join_session(struct iscsi_conn *conn)
 		if (!s || s->target != conn->login_target || memcmp(s->isid, conn->login_isid, 6) != 0 ||
 		    strcmp(s->params.initiator_name, conn->login_sp.initiator_name) != 0)
 			return ISCSI_LOGIN_SESSION_DOES_NOT_EXIST;
+		/* a connection joins a session only as the CHAP user the session was opened as */
+		if (strcmp(s->chap_user, login_chap_user(conn)) != 0)
+			return ISCSI_LOGIN_AUTH_FAILED;
 		struct list_node *n, *tmp;
 		struct iscsi_conn *old = NULL;
 
@@ -177,6 +208,9 @@ static uint16_t login_first_request(struct iscsi_conn *conn, struct iscsi_text_o
 	conn->login_target = iscsi_target_find(conn->srv, sp->target_name);
 	if (!conn->login_target)
 		return ISCSI_LOGIN_NOT_FOUND;
+	/* RFC 7143 11.13.5: 0202, the initiator is not allowed access to the target */
+	if (!iscsi_target_allows(conn->login_target, sp->initiator_name))
+		return ISCSI_LOGIN_FORBIDDEN;
 	if (conn->srv->shutting_down)
 		return ISCSI_LOGIN_SERVICE_UNAVAILABLE;
 	/* RFC 7143 13.9: the target returns its TargetPortalGroupTag in the
@@ -185,6 +219,70 @@ static uint16_t login_first_request(struct iscsi_conn *conn, struct iscsi_text_o
 
 	snprintf(tag, sizeof(tag), "%u", conn->login_target->tpgt);
 	iscsi_text_append(out, "TargetPortalGroupTag", tag);
+	return ISCSI_LOGIN_OK;
+}
+
+static const char *login_first_failure(uint16_t status)
+{
+	switch (status) {
+	case ISCSI_LOGIN_NOT_FOUND:
+		return "unknown target";
+	case ISCSI_LOGIN_FORBIDDEN:
+		return "initiator not in the target's ACL (--allow)";
+	case ISCSI_LOGIN_SERVICE_UNAVAILABLE:
+		return "target shutting down";
+	default:
+		return "missing InitiatorName or TargetName";
+	}
+}
+
+static bool login_has_chap_keys(const struct iscsi_kv *kv, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (chap_is_key(kv[i].key))
+			return true;
+	return false;
+}
+
+/*
+ * Authentication of one request (RFC 7143 12.1.3): runs the CHAP exchange
+ * once AuthMethod=CHAP is agreed, and keeps the login in the security
+ * stage until it succeeds. Clears *transit while the exchange goes on.
+ * Returns 0 or a login status with *why for the log.
+ */
+static uint16_t login_authenticate(struct iscsi_conn *conn, int csg, bool *transit,
+				   const struct iscsi_kv *kv, int n, struct iscsi_text_out *out,
+				   const char **why)
+{
+	const struct chap_config *cfg = &conn->srv->chap;
+	bool discovery = conn->login_sp.session_type == ISCSI_SESSION_DISCOVERY;
+	bool required = discovery ? conn->srv->limits.chap_discovery : conn->srv->limits.chap_normal;
+	uint16_t status;
+
+	*why = NULL;
+	if (csg == ISCSI_STAGE_SECURITY && conn->neg.auth_chap) {
+		status = (uint16_t)chap_target_step(&conn->chap, discovery ? &cfg->discovery : &cfg->initiator,
+						    &cfg->target, kv, n, out, why);
+		if (status)
+			return status;
+	} else if (login_has_chap_keys(kv, n)) {
+		/* RFC 7143 12.1.3: CHAP keys belong to a security stage that agreed on AuthMethod=CHAP */
+		*why = "CHAP keys without AuthMethod=CHAP in the security stage";
+		return ISCSI_LOGIN_AUTH_FAILED;
+	}
+	if (!required || conn->chap.state == CHAP_STATE_DONE)
+		return ISCSI_LOGIN_OK;
+	/* RFC 7143 6.3: skipping the security stage means no authentication, which we require */
+	if (csg != ISCSI_STAGE_SECURITY) {
+		*why = "the initiator skipped authentication, which this target requires (CHAP)";
+		return ISCSI_LOGIN_AUTH_FAILED;
+	}
+	if (*transit && !conn->neg.auth_chap) {
+		*why = "the initiator leaves the security stage without negotiating AuthMethod";
+		return ISCSI_LOGIN_AUTH_FAILED;
+	}
+	/* RFC 7143 6.2: the exchange needs more steps: the target answers with T=0 */
+	*transit = false;
 	return ISCSI_LOGIN_OK;
 }
 
@@ -268,18 +366,41 @@ void iscsi_login_pdu(struct iscsi_conn *conn, uint8_t *data, uint32_t len)
 	}
 	conn->neg.stage = (enum iscsi_login_stage)csg;
 	status = (uint16_t)iscsi_negotiate_login(&conn->neg, kv, n, &out);
-	if (status) {
-		login_fail(conn, status, "negotiation failed");
-		goto out;
-	}
-	if (!conn->login_first_done) {
+	/*
+	 * Who logs in to what is checked first, even when AuthMethod failed:
+	 * an unknown target or an initiator outside the ACL is told so
+	 * (0203, 0202) rather than asked to authenticate.
+	 */
+	if (!conn->login_first_done && (status == ISCSI_LOGIN_OK || status == ISCSI_LOGIN_AUTH_FAILED)) {
+		char scratch[64];
+		struct iscsi_text_out none = { .buf = scratch, .cap = sizeof(scratch) };
+		uint16_t first;
+
 		conn->login_first_done = true;
-		status = login_first_request(conn, &out);
-		if (status) {
-			login_fail(conn, status, status == ISCSI_LOGIN_NOT_FOUND ? "unknown target" :
-				   "missing InitiatorName or TargetName");
+		first = login_first_request(conn, status ? &none : &out);
+		if (first) {
+			login_fail(conn, first, login_first_failure(first));
 			goto out;
 		}
+	}
+	if (status) {
+		/* the text holds the answer of the failing key (AuthMethod=Reject ...) */
+		if (status == ISCSI_LOGIN_AUTH_FAILED)
+			login_fail_text(conn, status, "no acceptable AuthMethod", out.buf,
+					out.overflow ? 0 : out.len);
+		else
+			login_fail(conn, status, "negotiation failed");
+		goto out;
+	}
+	size_t chap_mark = out.len;
+	const char *why;
+
+	status = login_authenticate(conn, csg, &transit, kv, n, &out, &why);
+	if (status) {
+		/* only what the CHAP step answered (CHAP_A=Reject) goes with the failure */
+		login_fail_text(conn, status, why ? why : "authentication failed",
+				out.buf + chap_mark, out.overflow ? 0 : out.len - chap_mark);
+		goto out;
 	}
 	conn->login_text_len = 0;
 	uint8_t flags = (uint8_t)(csg << 2);

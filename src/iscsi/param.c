@@ -727,10 +727,18 @@ static bool param_redeclaration_ok(const struct iscsi_negotiation *neg, enum par
 	}
 }
 
+/* RFC 7143 12.1: whether this session (by its SessionType so far) must authenticate with CHAP */
+static bool param_auth_required(const struct iscsi_negotiation *neg)
+{
+	return neg->sess->session_type == ISCSI_SESSION_DISCOVERY ? neg->limits->chap_discovery :
+								    neg->limits->chap_normal;
+}
+
 static int param_apply_list(struct iscsi_negotiation *neg, enum param_id id, const char *value,
 			    struct param_slot *slot)
 {
 	static const char none[] = "None";
+	static const char chap[] = "CHAP";
 	static const char crc32c[] = "CRC32C";
 	static const char rfc3720[] = "RFC3720";
 	const char *ours[2] = { NULL, NULL };
@@ -749,8 +757,12 @@ static int param_apply_list(struct iscsi_negotiation *neg, enum param_id id, con
 		ours[0] = rfc3720;
 		break;
 	case P_AUTH_METHOD:
-		/* RFC 7143 12.1: no authentication method other than None is implemented yet */
-		ours[0] = none;
+		/*
+		 * RFC 7143 12.1: CHAP when this kind of session must authenticate,
+		 * and then None is not acceptable; otherwise None, and an initiator
+		 * offering only CHAP gets Reject (authentication failure).
+		 */
+		ours[0] = param_auth_required(neg) ? chap : none;
 		break;
 	default:
 		break;
@@ -774,7 +786,10 @@ static int param_apply_list(struct iscsi_negotiation *neg, enum param_id id, con
 		neg->conn->data_digest = pick == crc32c;
 	} else if (id == P_AUTH_METHOD) {
 		neg->auth_chosen = true;
-		neg->seen |= SEEN_AUTH_NONE;
+		if (pick == chap)
+			neg->auth_chap = true;
+		else
+			neg->seen |= SEEN_AUTH_NONE;
 	}
 out:
 	return status;
@@ -1015,11 +1030,22 @@ out:
 	return status;
 }
 
-/* SessionType and AuthMethod are resolved before the other keys of a request. */
-static bool param_resolved_first(const char *key)
+/*
+ * SessionType and AuthMethod are resolved before the other keys of a
+ * request, SessionType first: it decides whether AuthMethod must be CHAP.
+ * The names come with SessionType, so that a login failing on AuthMethod
+ * still says who tried, and what for.
+ */
+#define PARAM_PASSES 3
+static int param_resolve_pass(const char *key)
 {
-	return strcmp(key, param_defs[P_SESSION_TYPE].name) == 0 ||
-	       strcmp(key, param_defs[P_AUTH_METHOD].name) == 0;
+	if (strcmp(key, param_defs[P_SESSION_TYPE].name) == 0 ||
+	    strcmp(key, param_defs[P_INITIATOR_NAME].name) == 0 ||
+	    strcmp(key, param_defs[P_TARGET_NAME].name) == 0)
+		return 0;
+	if (strcmp(key, param_defs[P_AUTH_METHOD].name) == 0)
+		return 1;
+	return 2;
 }
 
 static void param_emit(struct iscsi_negotiation *neg, const struct iscsi_kv *kv,
@@ -1078,9 +1104,9 @@ int iscsi_negotiate_login(struct iscsi_negotiation *neg, const struct iscsi_kv *
 		in_request |= SEEN_KEY(id);
 	}
 	memset(slots, 0, sizeof(slots[0]) * (size_t)n);
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = 0; pass < PARAM_PASSES; pass++) {
 		for (int i = 0; i < n; i++) {
-			if (param_resolved_first(kv[i].key) != (pass == 0))
+			if (param_resolve_pass(kv[i].key) != pass)
 				continue;
 			status = param_login_key(neg, &kv[i], &slots[i]);
 			if (status != ISCSI_LOGIN_OK) {

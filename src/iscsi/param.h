@@ -84,6 +84,9 @@ struct iscsi_target_limits {
 	uint32_t max_error_recovery_level;
 	bool allow_crc32c;		/* digests offered back when the initiator lists CRC32C */
 	const char *target_alias;	/* may be NULL */
+	/* RFC 7143 12.1: AuthMethod=CHAP is required (and None refused) for these sessions */
+	bool chap_normal;
+	bool chap_discovery;
 };
 
 void iscsi_limits_default(struct iscsi_target_limits *lim);
@@ -105,6 +108,7 @@ struct iscsi_negotiation {
 	enum iscsi_login_stage stage;	/* stage of the PDU being answered */
 	uint64_t seen;			/* bit per known key already negotiated */
 	bool auth_chosen;		/* AuthMethod answered */
+	bool auth_chap;			/* AuthMethod=CHAP answered: the login code runs the exchange */
 	bool sent_declarations;		/* our MaxRecvDataSegmentLength etc. sent */
 };
 

@@ -12,5 +12,11 @@ int iscsi_server_listen(struct iscsi_server *srv, const char *spec, char *err, s
 /* Asks every session to log out, then closes what is left after the
  * grace time; calls done(arg) once no session remains. */
 void iscsi_server_shutdown(struct iscsi_server *srv, void (*done)(void *), void *arg);
+/* CHAP: which sessions must authenticate and with what (checked with
+ * chap_config_check). 0 or -1 with err. */
+int iscsi_server_set_chap(struct iscsi_server *srv, const struct chap_config *cfg, char *err,
+			  size_t errlen);
+/* ACL: adds an initiator name allowed to log in to t. 0 or -1 with err. */
+int iscsi_target_allow(struct iscsi_target *t, const char *initiator, char *err, size_t errlen);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * Targets and portals: listening sockets, accepted connections, the
- * once-a-second tick (login and NOP timeouts, shutdown), and SendTargets
- * (RFC 7143 appendix C).
+ * once-a-second tick (login and NOP timeouts, shutdown), SendTargets
+ * (RFC 7143 appendix C), CHAP configuration and the initiator ACLs.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,8 +59,12 @@ void iscsi_server_free(struct iscsi_server *srv)
 	}
 	for (size_t i = 0; i < srv->ntargets; i++) {
 		spt_lun_map_close(&srv->targets[i]->luns);
+		for (size_t a = 0; a < srv->targets[i]->nallow; a++)
+			free(srv->targets[i]->allow[a]);
+		free(srv->targets[i]->allow);
 		free(srv->targets[i]);
 	}
+	chap_config_wipe(&srv->chap);
 	bufpool_free(srv->bp);
 	free((struct iscsi_server_ext *)srv);
 }
@@ -87,6 +91,60 @@ struct iscsi_target *iscsi_target_find(struct iscsi_server *srv, const char *nam
 		if (strcasecmp(srv->targets[i]->name, name) == 0)
 			return srv->targets[i];
 	return NULL;
+}
+
+int iscsi_server_set_chap(struct iscsi_server *srv, const struct chap_config *cfg, char *err,
+			  size_t errlen)
+{
+	if (chap_config_check(cfg, err, errlen) < 0)
+		return -1;
+	srv->chap = *cfg;
+	srv->limits.chap_normal = cfg->initiator.set;
+	srv->limits.chap_discovery = cfg->discovery.set;
+	return 0;
+}
+
+int iscsi_target_allow(struct iscsi_target *t, const char *initiator, char *err, size_t errlen)
+{
+	size_t len = strlen(initiator);
+	char **grown;
+
+	/* RFC 7143 4.2.7: an iqn., eui. or naa. name of at most 223 bytes */
+	if (len == 0 || len > ISCSI_NAME_MAX ||
+	    (strncasecmp(initiator, "iqn.", 4) != 0 && strncasecmp(initiator, "eui.", 4) != 0 &&
+	     strncasecmp(initiator, "naa.", 4) != 0)) {
+		snprintf(err, errlen, "'%s' is not an iSCSI name (iqn., eui. or naa., <= %d bytes)",
+			 initiator, ISCSI_NAME_MAX);
+		return -1;
+	}
+	if (t->nallow == ISCSI_MAX_ALLOW) {
+		snprintf(err, errlen, "at most %d initiators per target", ISCSI_MAX_ALLOW);
+		return -1;
+	}
+	grown = realloc(t->allow, (t->nallow + 1) * sizeof(*t->allow));
+	if (!grown) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	t->allow = grown;
+	t->allow[t->nallow] = strdup(initiator);
+	if (!t->allow[t->nallow]) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	t->nallow++;
+	return 0;
+}
+
+bool iscsi_target_allows(const struct iscsi_target *t, const char *initiator)
+{
+	if (t->nallow == 0)
+		return true;
+	/* RFC 7143 4.2.7.1: iSCSI names compare case-insensitively */
+	for (size_t i = 0; i < t->nallow; i++)
+		if (strcasecmp(t->allow[i], initiator) == 0)
+			return true;
+	return false;
 }
 
 static void portal_accept(struct ev_handler *h, uint32_t events)
@@ -238,6 +296,9 @@ int iscsi_sendtargets(struct iscsi_conn *conn, const char *what, struct iscsi_te
 			if (what[0] ? strcasecmp(what, t->name) != 0 : conn->sess->target != t)
 				continue;
 		}
+		/* an initiator the ACL refuses learns nothing of the target, not even its name */
+		if (!iscsi_target_allows(t, conn->sess->params.initiator_name))
+			continue;
 		iscsi_text_append(out, "TargetName", t->name);
 		for (size_t p = 0; p < srv->nportals; p++) {
 			char addr[96], val[112];

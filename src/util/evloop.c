@@ -168,6 +168,8 @@ void ev_loop_run(struct ev_loop *loop)
 		ev_run_deferred(loop);
 		ev_run_ticks(loop);
 	}
+	/* a tick that stopped the loop may have queued frees: run them */
+	ev_run_deferred(loop);
 }
 
 void ev_loop_stop(struct ev_loop *loop)

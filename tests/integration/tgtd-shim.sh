@@ -46,7 +46,7 @@ cp=$(( ($$ % 20000) + 2000 ))
 dummy=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 tgtd -f -C $cp --iscsi portal=127.0.0.1:$dummy &
 tpid=$!
-trap 'tgtadm -C $cp --op delete --mode system --force >/dev/null 2>&1 || kill -9 $tpid; wait $tpid 2>/dev/null; exit 0' TERM INT
+trap 'tgtadm -C $cp --op delete --mode system --force >/dev/null 2>&1; sleep 0.2; kill -9 $tpid 2>/dev/null; wait $tpid 2>/dev/null; exit 0' TERM INT
 for i in $(seq 50); do tgtadm -C $cp --op show --mode sys >/dev/null 2>&1 && break; sleep 0.1; done
 T="tgtadm -C $cp --lld iscsi"
 $T --op new --mode target --tid 1 -T "$target" || die "tgtadm target"

@@ -1,0 +1,337 @@
+/*
+ * Control-socket frames: struct spt_io_header + payload, little-endian on
+ * the wire (include/spt/spt.h). Structs are copied byte for byte and each
+ * integer converted with htole/letoh, never read through a cast pointer.
+ */
+#include <endian.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/frame.h"
+
+void ctl_header_init(struct spt_io_header *h, uint32_t control_code, uint32_t return_code,
+		     uint32_t timeout, uint32_t length)
+{
+	memset(h, 0, sizeof(*h));
+	h->header_length = CTL_HEADER_LEN;
+	memcpy(h->signature, SPT_SIGNATURE, SPT_SIGNATURE_LEN);
+	h->timeout = timeout;
+	h->control_code = control_code;
+	h->return_code = return_code;
+	h->length = length;
+}
+
+void ctl_header_encode(uint8_t out[CTL_HEADER_LEN], const struct spt_io_header *h)
+{
+	struct spt_io_header w = *h;
+
+	w.header_length = htole32(h->header_length);
+	w.timeout = htole32(h->timeout);
+	w.control_code = htole32(h->control_code);
+	w.return_code = htole32(h->return_code);
+	w.length = htole32(h->length);
+	memcpy(out, &w, CTL_HEADER_LEN);
+}
+
+void ctl_header_decode(const uint8_t in[CTL_HEADER_LEN], struct spt_io_header *h)
+{
+	memcpy(h, in, CTL_HEADER_LEN);
+	h->header_length = le32toh(h->header_length);
+	h->timeout = le32toh(h->timeout);
+	h->control_code = le32toh(h->control_code);
+	h->return_code = le32toh(h->return_code);
+	h->length = le32toh(h->length);
+}
+
+uint32_t ctl_header_check(const struct spt_io_header *h, uint32_t max_payload, char *why,
+			  size_t whylen)
+{
+	/* the signature names the interface and its version: anything else
+	 * speaks another protocol and its lengths mean nothing */
+	if (memcmp(h->signature, SPT_SIGNATURE, SPT_SIGNATURE_LEN) != 0) {
+		snprintf(why, whylen, "bad signature (expected %s)", SPT_SIGNATURE);
+		return SPT_CTL_RC_BAD_FRAME;
+	}
+	/* one header layout exists: HeaderLength is its size */
+	if (h->header_length != CTL_HEADER_LEN) {
+		snprintf(why, whylen, "HeaderLength %u, expected %u", h->header_length, CTL_HEADER_LEN);
+		return SPT_CTL_RC_BAD_FRAME;
+	}
+	if (h->length > max_payload) {
+		snprintf(why, whylen, "Length %u exceeds the limit of %u bytes", h->length, max_payload);
+		return SPT_CTL_RC_BAD_FRAME;
+	}
+	return SPT_CTL_RC_SUCCESS;
+}
+
+uint8_t *ctl_frame_new(uint32_t control_code, uint32_t return_code, uint32_t timeout,
+		       const void *payload, uint32_t length, size_t *frame_len)
+{
+	struct spt_io_header h;
+	uint8_t *f = malloc((size_t)CTL_HEADER_LEN + length);
+
+	if (!f)
+		return NULL;
+	ctl_header_init(&h, control_code, return_code, timeout, length);
+	ctl_header_encode(f, &h);
+	if (length)
+		memcpy(f + CTL_HEADER_LEN, payload, length);
+	*frame_len = (size_t)CTL_HEADER_LEN + length;
+	return f;
+}
+
+void ctl_rx_init(struct ctl_rx *rx, uint32_t max_payload)
+{
+	memset(rx, 0, sizeof(*rx));
+	rx->max_payload = max_payload;
+}
+
+void ctl_rx_reset(struct ctl_rx *rx)
+{
+	free(rx->payload);
+	ctl_rx_init(rx, rx->max_payload);
+}
+
+enum ctl_rx_status ctl_rx_feed(struct ctl_rx *rx, const uint8_t *data, size_t len, size_t *used)
+{
+	size_t pos = 0;
+
+	*used = 0;
+	if (!rx->have_header) {
+		size_t n = CTL_HEADER_LEN - rx->hdr_have;
+
+		if (n > len)
+			n = len;
+		memcpy(rx->hdr + rx->hdr_have, data, n);
+		rx->hdr_have += (uint32_t)n;
+		pos += n;
+		*used = pos;
+		if (rx->hdr_have < CTL_HEADER_LEN)
+			return CTL_RX_MORE;
+		ctl_header_decode(rx->hdr, &rx->h);
+		/* checked before a byte of payload is awaited or allocated */
+		if (ctl_header_check(&rx->h, rx->max_payload, rx->why, sizeof(rx->why)) != 0)
+			return CTL_RX_BAD;
+		rx->have_header = true;
+		if (rx->h.length) {
+			rx->payload = malloc(rx->h.length);
+			if (!rx->payload) {
+				snprintf(rx->why, sizeof(rx->why), "out of memory for %u bytes",
+					 rx->h.length);
+				return CTL_RX_NOMEM;
+			}
+		}
+	}
+	size_t want = rx->h.length - rx->payload_have;
+	size_t n = len - pos < want ? len - pos : want;
+
+	if (n)
+		memcpy(rx->payload + rx->payload_have, data + pos, n);
+	rx->payload_have += (uint32_t)n;
+	pos += n;
+	*used = pos;
+	return rx->payload_have == rx->h.length ? CTL_RX_FRAME : CTL_RX_MORE;
+}
+
+uint32_t ctl_session_list_request_decode(const uint8_t *p, uint32_t len,
+					 struct spt_ctl_session_list_request *out, char *why,
+					 size_t whylen)
+{
+	memset(out, 0, sizeof(*out));
+	if (len == 0)
+		return SPT_CTL_RC_SUCCESS;
+	if (len != sizeof(*out)) {
+		snprintf(why, whylen, "SESSION_LIST payload of %u bytes, expected 0 or %zu", len,
+			 sizeof(*out));
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	memcpy(out, p, sizeof(*out));
+	out->after_handle = le64toh(out->after_handle);
+	out->max_entries = le32toh(out->max_entries);
+	out->reserved = le32toh(out->reserved);
+	/* reserved fields are 0 so that a later version can give them meaning */
+	if (out->reserved != 0) {
+		snprintf(why, whylen, "SESSION_LIST reserved field is not 0");
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	return SPT_CTL_RC_SUCCESS;
+}
+
+void ctl_session_list_request_encode(uint8_t out[sizeof(struct spt_ctl_session_list_request)],
+				     const struct spt_ctl_session_list_request *r)
+{
+	struct spt_ctl_session_list_request w = *r;
+
+	w.after_handle = htole64(r->after_handle);
+	w.max_entries = htole32(r->max_entries);
+	w.reserved = htole32(r->reserved);
+	memcpy(out, &w, sizeof(w));
+}
+
+uint32_t ctl_session_stop_decode(const uint8_t *p, uint32_t len, struct spt_ctl_session_stop *out,
+				 bool *has_grace, char *why, size_t whylen)
+{
+	memset(out, 0, sizeof(*out));
+	*has_grace = false;
+	if (len == sizeof(struct spt_session_end)) {
+		struct spt_session_end se;
+
+		memcpy(&se, p, sizeof(se));
+		out->itnexus_handle = le64toh(se.itnexus_handle);
+		return SPT_CTL_RC_SUCCESS;
+	}
+	if (len != sizeof(*out)) {
+		snprintf(why, whylen, "SESSION_END payload of %u bytes, expected %zu or %zu", len,
+			 sizeof(struct spt_session_end), sizeof(*out));
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	memcpy(out, p, sizeof(*out));
+	out->itnexus_handle = le64toh(out->itnexus_handle);
+	out->grace_seconds = le32toh(out->grace_seconds);
+	out->reserved = le32toh(out->reserved);
+	if (out->grace_seconds > SPT_CTL_GRACE_MAX) {
+		snprintf(why, whylen, "grace of %u s exceeds the limit of %u s", out->grace_seconds,
+			 SPT_CTL_GRACE_MAX);
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	if (out->reserved != 0) {
+		snprintf(why, whylen, "SESSION_END reserved field is not 0");
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	*has_grace = true;
+	return SPT_CTL_RC_SUCCESS;
+}
+
+void ctl_session_stop_encode(uint8_t out[sizeof(struct spt_ctl_session_stop)],
+			     const struct spt_ctl_session_stop *s)
+{
+	struct spt_ctl_session_stop w = *s;
+
+	w.itnexus_handle = htole64(s->itnexus_handle);
+	w.grace_seconds = htole32(s->grace_seconds);
+	w.reserved = htole32(s->reserved);
+	memcpy(out, &w, sizeof(w));
+}
+
+void ctl_session_list_encode(uint8_t out[sizeof(struct spt_ctl_session_list)],
+			     const struct spt_ctl_session_list *l)
+{
+	struct spt_ctl_session_list w = *l;
+
+	w.count = htole32(l->count);
+	w.entry_length = htole32(l->entry_length);
+	w.total = htole32(l->total);
+	memcpy(out, &w, sizeof(w));
+}
+
+int ctl_session_list_decode(const uint8_t *p, uint32_t len, struct spt_ctl_session_list *out,
+			    char *why, size_t whylen)
+{
+	if (len < sizeof(*out)) {
+		snprintf(why, whylen, "SESSION_LIST response of %u bytes, shorter than its header", len);
+		return -1;
+	}
+	memcpy(out, p, sizeof(*out));
+	out->count = le32toh(out->count);
+	out->entry_length = le32toh(out->entry_length);
+	out->total = le32toh(out->total);
+	/* entries only ever grow: a shorter one lacks fields we print */
+	if (out->entry_length < sizeof(struct spt_ctl_session) ||
+	    out->entry_length > SPT_CTL_RESPONSE_MAX) {
+		snprintf(why, whylen, "SESSION_LIST entry length %u, expected at least %zu",
+			 out->entry_length, sizeof(struct spt_ctl_session));
+		return -1;
+	}
+	/* count * entry_length computed in 64 bits: both are 32-bit */
+	if ((uint64_t)out->count * out->entry_length != len - sizeof(*out)) {
+		snprintf(why, whylen, "SESSION_LIST says %u entries of %u bytes, payload has %zu",
+			 out->count, out->entry_length, len - sizeof(*out));
+		return -1;
+	}
+	return 0;
+}
+
+static void ctl_conn_to_wire(struct spt_ctl_connection *c)
+{
+	c->cid = htole16(c->cid);
+}
+
+static void ctl_conn_from_wire(struct spt_ctl_connection *c)
+{
+	c->cid = le16toh(c->cid);
+	c->peer_address[sizeof(c->peer_address) - 1] = '\0';
+}
+
+void ctl_session_encode(uint8_t out[sizeof(struct spt_ctl_session)], const struct spt_ctl_session *s)
+{
+	struct spt_ctl_session w = *s;
+
+	w.itnexus_handle = htole64(s->itnexus_handle);
+	w.tsih = htole16(s->tsih);
+	w.tpgt = htole16(s->tpgt);
+	w.commands_in_flight = htole32(s->commands_in_flight);
+	w.connection_count = htole32(s->connection_count);
+	w.reserved = htole32(s->reserved);
+	for (size_t i = 0; i < SPT_CTL_CONNS_MAX; i++)
+		ctl_conn_to_wire(&w.conns[i]);
+	memcpy(out, &w, sizeof(w));
+}
+
+void ctl_session_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_session *out)
+{
+	size_t n = entry_length < sizeof(*out) ? entry_length : sizeof(*out);
+
+	memset(out, 0, sizeof(*out));
+	memcpy(out, p, n);
+	out->itnexus_handle = le64toh(out->itnexus_handle);
+	out->tsih = le16toh(out->tsih);
+	out->tpgt = le16toh(out->tpgt);
+	out->commands_in_flight = le32toh(out->commands_in_flight);
+	out->connection_count = le32toh(out->connection_count);
+	out->reserved = le32toh(out->reserved);
+	out->initiator_name[sizeof(out->initiator_name) - 1] = '\0';
+	out->target_name[sizeof(out->target_name) - 1] = '\0';
+	out->chap_user_name[sizeof(out->chap_user_name) - 1] = '\0';
+	for (size_t i = 0; i < SPT_CTL_CONNS_MAX; i++)
+		ctl_conn_from_wire(&out->conns[i]);
+}
+
+void ctl_message_decode(const uint8_t *p, uint32_t len, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (outlen == 0)
+		return;
+	for (uint32_t i = 0; i < len && i < SPT_CTL_MESSAGE_MAX && p[i] && o + 1 < outlen; i++)
+		out[o++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+	out[o] = '\0';
+}
+
+const char *ctl_return_code_name(uint32_t rc)
+{
+	switch (rc) {
+	case SPT_CTL_RC_SUCCESS:
+		return "success";
+	case SPT_CTL_RC_BAD_FRAME:
+		return "malformed frame";
+	case SPT_CTL_RC_UNSUPPORTED:
+		return "unsupported control code";
+	case SPT_CTL_RC_BAD_REQUEST:
+		return "bad request";
+	case SPT_CTL_RC_NO_SUCH_SESSION:
+		return "no such session";
+	case SPT_CTL_RC_TIMEOUT:
+		return "timed out";
+	case SPT_CTL_RC_PERMISSION:
+		return "permission denied";
+	case SPT_CTL_RC_BUSY:
+		return "too many control clients";
+	case SPT_CTL_RC_NO_MEMORY:
+		return "out of memory";
+	case SPT_CTL_RC_SHUTTING_DOWN:
+		return "daemon shutting down";
+	default:
+		return "unknown error";
+	}
+}

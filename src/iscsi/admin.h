@@ -1,0 +1,58 @@
+/*
+ * Session administration for the control plane: a snapshot of the sessions
+ * as struct spt_ctl_session, and stopping one session by ITNexusHandle
+ * (SESSION_END sent to the target: Async logout request, bounded grace,
+ * then every connection closed). Keeps callers (src/ctl/) away from the
+ * engine's internals.
+ */
+#ifndef ISCSI_ADMIN_H
+#define ISCSI_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <spt/spt.h>
+
+struct iscsi_server;
+struct iscsi_admin;
+
+/* stops in progress at once (each waiting request is one) */
+#define ISCSI_ADMIN_MAX_STOPS 4096
+/* how often a stop in progress checks whether its session is gone */
+#define ISCSI_ADMIN_POLL_MS 100
+
+/* rc: SPT_CTL_RC_SUCCESS once the session is gone, SPT_CTL_RC_TIMEOUT if it
+ * outlived the wait. Never called from inside iscsi_admin_session_stop. */
+typedef void (*iscsi_admin_stop_done)(void *arg, uint64_t handle, uint32_t rc);
+
+struct iscsi_admin *iscsi_admin_new(struct iscsi_server *srv);
+/* Forgets every stop in progress without calling its done. */
+void iscsi_admin_free(struct iscsi_admin *a);
+
+/* The daemon's --logout-grace. */
+uint32_t iscsi_admin_default_grace(const struct iscsi_admin *a);
+
+/*
+ * Up to max sessions with a handle greater than after, by ascending handle.
+ * *total: sessions in the daemon; *more: some beyond the last one returned.
+ */
+size_t iscsi_admin_session_list(struct iscsi_admin *a, uint64_t after, struct spt_ctl_session *out,
+				size_t max, uint32_t *total, bool *more);
+
+/*
+ * SESSION_END for the session with this handle: asks its initiator to log
+ * out within grace_s seconds (<= SPT_CTL_GRACE_MAX; 0 closes at once), then
+ * closes whatever is left. done(arg, ...) (may be NULL) runs once the
+ * session is gone or wait_s seconds have passed. Returns SPT_CTL_RC_SUCCESS
+ * (stop under way), SPT_CTL_RC_NO_SUCH_SESSION, SPT_CTL_RC_BUSY or
+ * SPT_CTL_RC_NO_MEMORY.
+ */
+uint32_t iscsi_admin_session_stop(struct iscsi_admin *a, uint64_t handle, uint32_t grace_s,
+				  uint32_t wait_s, iscsi_admin_stop_done done, void *arg);
+
+/* The requester behind arg went away: its done will not be called (the
+ * stop itself goes on). */
+void iscsi_admin_cancel(struct iscsi_admin *a, void *arg);
+
+#endif
