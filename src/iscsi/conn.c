@@ -686,6 +686,25 @@ static bool conn_reading(const struct iscsi_conn *conn)
 	return conn->state == CONN_LOGIN || conn->state == CONN_FULL_FEATURE;
 }
 
+/* One read(2): the byte count, 0 to try again (EINTR), or -1 when nothing
+ * more is there now or the connection was closed. */
+static ssize_t conn_recv(struct iscsi_conn *conn, uint8_t *buf, size_t len)
+{
+	ssize_t r = read(conn->h.fd, buf, len);
+
+	if (r > 0)
+		return r;
+	if (r == 0) {
+		iscsi_conn_close(conn, "peer closed the connection");
+		return -1;
+	}
+	if (errno == EINTR)
+		return 0;
+	if (errno != EAGAIN && errno != EWOULDBLOCK)
+		iscsi_conn_close(conn, strerror(errno));
+	return -1;
+}
+
 static void conn_read(struct iscsi_conn *conn)
 {
 	uint32_t budget = CONN_RX_BUDGET;
@@ -703,40 +722,23 @@ static void conn_read(struct iscsi_conn *conn)
 				memcpy(dst, conn->stage + conn->stage_pos, n);
 			conn->stage_pos += n;
 			conn->rx_have += n;
-		} else if (data && dst && room >= CONN_DIRECT_READ_MIN) {
-			ssize_t r = read(conn->h.fd, dst, room);
+		} else {
+			/* a big data segment skips the stage: no copy */
+			bool direct = data && dst && room >= CONN_DIRECT_READ_MIN;
+			ssize_t r = conn_recv(conn, direct ? dst : conn->stage,
+					      direct ? room : ISCSI_RX_STAGE);
 
-			if (r == 0) {
-				iscsi_conn_close(conn, "peer closed the connection");
+			if (r < 0)
 				return;
-			}
-			if (r < 0) {
-				if (errno == EINTR)
-					continue;
-				if (errno != EAGAIN && errno != EWOULDBLOCK)
-					iscsi_conn_close(conn, strerror(errno));
-				return;
+			if (r == 0)
+				continue;
+			budget = (uint32_t)r >= budget ? 0 : budget - (uint32_t)r;
+			if (!direct) {
+				conn->stage_pos = 0;
+				conn->stage_len = (uint32_t)r;
+				continue;
 			}
 			conn->rx_have += (uint32_t)r;
-			budget = (uint32_t)r >= budget ? 0 : budget - (uint32_t)r;
-		} else {
-			ssize_t r = read(conn->h.fd, conn->stage, ISCSI_RX_STAGE);
-
-			if (r == 0) {
-				iscsi_conn_close(conn, "peer closed the connection");
-				return;
-			}
-			if (r < 0) {
-				if (errno == EINTR)
-					continue;
-				if (errno != EAGAIN && errno != EWOULDBLOCK)
-					iscsi_conn_close(conn, strerror(errno));
-				return;
-			}
-			conn->stage_pos = 0;
-			conn->stage_len = (uint32_t)r;
-			budget = (uint32_t)r >= budget ? 0 : budget - (uint32_t)r;
-			continue;
 		}
 		if (conn->rx_have == conn->rx_need && !conn_rx_advance(conn))
 			return;
