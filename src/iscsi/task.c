@@ -586,8 +586,18 @@ void iscsi_task_abort_conn(struct iscsi_conn *conn)
 	list_for_each_safe(n, tmp, &s->tasks) {
 		struct iscsi_task *t = list_entry(n, struct iscsi_task, sess_node);
 
-		if (t->conn != conn || t->state == TASK_DONE)
+		if (t->conn != conn)
 			continue;
+		if (t->state == TASK_DONE) {
+			/* ended early (a data sequence error) while its CmdSN still
+			 * waited for its turn: with the connection gone the turn
+			 * never comes, so nothing else would free it */
+			if (list_linked(&t->order_node)) {
+				list_del(&t->order_node);
+				task_maybe_free(t);
+			}
+			continue;
+		}
 		t->aborted = true;
 		t->cmd.aborted = true;
 		if (t->state == TASK_AT_PROVIDER)

@@ -2493,6 +2493,28 @@ static void test_data_out_datasn_gap(void **state)
 	expect_status(f, ini, tur(f, ini), SPT_STATUS_GOOD);
 }
 
+/*
+ * The same failure on a command still waiting for its CmdSN (one ahead of
+ * ExpCmdSN), then the initiator hangs up before the gap fills: the task,
+ * its connection and its session are freed all the same (found by
+ * fuzz/fuzz_pdu: the session used to outlive the connection for good).
+ */
+static void test_data_out_datasn_gap_cmdsn_ahead(void **state)
+{
+	struct fx *f = *state;
+	struct ini *ini = fx_session(f, 0, "InitialR2T=No\n");
+	uint8_t data[FX_BS];
+
+	fill_pattern(data, sizeof(data), 102);
+	uint32_t itt = SEND_CMD(f, ini, .dir = WR, .edtl = 2 * FX_BS, .not_final = true, .use_sn = true,
+				.cmdsn = ini->cmdsn + 1, .cdb = CDB_WRITE10(0, 2));
+
+	send_data_out(f, ini, itt, ISCSI_RESERVED_TAG, 3, 0, data, FX_BS, false);
+	expect_sense(f, ini, itt, SPT_KEY_ABORTED_COMMAND, 0x4b, 0x00);
+	assert_int_equal(f->ram.nscsi, 0);
+	/* fx_teardown hangs up and checks that no session or connection is left */
+}
+
 /* Immediate data beyond FirstBurstLength or beyond EDTL: protocol error. */
 static void test_immediate_data_limits(void **state)
 {
@@ -3062,6 +3084,7 @@ int main(void)
 		T(test_nop_in_keepalive),
 		T(test_tmf_abort_task_never_received),
 		T(test_data_out_datasn_gap),
+		T(test_data_out_datasn_gap_cmdsn_ahead),
 		T(test_immediate_data_limits),
 		T(test_cmd_with_ahs),
 		T(test_logout_reasons),
