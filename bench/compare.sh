@@ -373,22 +373,22 @@ if [ "$PERF" = 1 ] && [ -n "$SPT_PID" ]; then
 		echo "sptd's threads (the main thread; iou-wrk-* are io_uring's io-wq workers):"
 		echo '```'
 		perf report -i "$WORK/perf.data" --stdio --no-children --sort comm -g none \
-			--percent-limit 0.5 2>/dev/null | grep '%' | head -n 12
+			--percent-limit 0.5 2>/dev/null | grep '%' | sed 's/[[:space:]-]*$//' | head -n 12
 		echo '```'
 		echo "By binary (self time):"
 		echo '```'
 		perf report -i "$WORK/perf.data" --stdio --no-children --sort dso -g none \
-			--percent-limit 0.5 2>/dev/null | grep '%' | head -n 10
+			--percent-limit 0.5 2>/dev/null | grep '%' | sed 's/[[:space:]-]*$//' | head -n 10
 		echo '```'
 		echo "sptd: call paths, inclusive time (children), above 2%:"
 		echo '```'
 		perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none \
-			--percent-limit 2 2>/dev/null | grep '%' | grep -v '\] 0x0' | head -n 60
+			--percent-limit 2 2>/dev/null | grep '%' | grep -v '\] 0x0' | sed 's/[[:space:]-]*$//' | head -n 60
 		echo '```'
 		echo "sptd: hottest functions, self time:"
 		echo '```'
 		perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol \
-			-g none --percent-limit 0.7 2>/dev/null | grep '%' | head -n 30
+			-g none --percent-limit 0.7 2>/dev/null | grep '%' | sed 's/[[:space:]-]*$//' | head -n 30
 		echo '```'
 	} >"$PERF_REPORT"
 fi
