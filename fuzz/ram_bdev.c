@@ -101,6 +101,13 @@ static int fuzz_ram_map_status(struct spt_bdev *bdev, uint64_t offset, bool *map
 
 	if (lba >= bdev->num_blocks)
 		return -EINVAL;
+	if (offset >= r->mem_len) {
+		/* the unbacked rest of the medium is one unmapped extent, as a
+		 * sparse file's hole is to SEEK_DATA */
+		*mapped = false;
+		*length = (bdev->num_blocks - lba) * bdev->block_size;
+		return 0;
+	}
 	*mapped = fuzz_ram_block_mapped(r, lba);
 	while (lba + n < bdev->num_blocks && n < FUZZ_RAM_MAP_SCAN &&
 	       fuzz_ram_block_mapped(r, lba + n) == *mapped)
