@@ -9,7 +9,9 @@
  * input bytes are written to the initiator end, the loop runs until the
  * engine is idle, then the initiator hangs up and every connection, session
  * and task must be gone within a bounded number of loop passes (a leftover
- * is a bug: the harness aborts). Nothing depends on time: the loop's
+ * is a bug: the harness aborts). After its own login the harness also
+ * checks every PDU the target sends (fz_check_pdu: opcode, no AHS, digests,
+ * StatSN order, the CmdSN window). Nothing depends on time: the loop's
  * once-a-second tick never fires within one input.
  *
  * Input layout:
@@ -32,15 +34,15 @@
  *            bit 5     (phases 1, 3) after the bytes, a second connection logs in with
  *                      the same initiator name and ISID: session reinstatement
  *                      while the first session may still have tasks
- *            bit 7     (with bit 2) digest errors on demand: a PDU whose BHS byte 3
- *                      (reserved in every initiator PDU but the Login Request) has
- *                      bit 7 set gets a wrong header digest, bit 6 a wrong data digest
  *            bit 6     the target requires CHAP (--chap, --discovery-chap), has
  *                      mutual credentials (--mutual-chap) and an ACL naming only
  *                      FZ_INITIATOR (--allow); the harness's login prefix then
  *                      authenticates with CHAP_A=5 and asks for mutual CHAP (the
  *                      challenge is random, so raw bytes cannot pass it, but they
  *                      go through every CHAP check of login.c)
+ *            bit 7     (with bit 2) digest errors on demand: a PDU whose BHS byte 3
+ *                      (reserved in every initiator PDU but the Login Request) has
+ *                      bit 7 set gets a wrong header digest, bit 6 a wrong data digest
  *   byte 1   write size: 0 writes the stream at once; 1-127 that many bytes per
  *            write; 128-255 (n - 127) * 64 bytes. One loop pass after each write
  *            (partial BHS, data segments split anywhere). At most
@@ -166,7 +168,7 @@ static uint32_t fz_le32(const uint8_t *p)
  * and a Data-In without status carry the next one without advancing it),
  * ExpCmdSN <= MaxCmdSN + 1, and neither going back (4.2.2.1).
  */
-static void fz_check_pdu(struct fz_ini *ini, const uint8_t *b, const uint8_t *data, uint32_t dsl)
+static void fz_check_pdu(struct fz_ini *ini, const uint8_t *b)
 {
 	uint8_t op = b[0] & ISCSI_OPCODE_MASK;
 	uint32_t statsn = spt_get_be32(b + 24), exp = spt_get_be32(b + 28), max = spt_get_be32(b + 32);
@@ -211,8 +213,6 @@ static void fz_check_pdu(struct fz_ini *ini, const uint8_t *b, const uint8_t *da
 		fz_bad_output("ExpCmdSN or MaxCmdSN going back", b);
 	ini->exp_cmdsn = exp;
 	ini->max_cmdsn = max;
-	(void)data;
-	(void)dsl;
 }
 
 /* Parses the whole PDUs in ini->acc, checking digests. */
@@ -238,7 +238,7 @@ static void fz_parse_output(struct fz_ini *ini)
 		    fz_le32(b + hlen + dsl + pdu_pad(dsl)) !=
 			    ~pdu_crc32c(b + hlen, dsl + pdu_pad(dsl), PDU_CRC32C_INIT))
 			fz_bad_output("a wrong data digest", b);
-		fz_check_pdu(ini, b, b + hlen, dsl);
+		fz_check_pdu(ini, b);
 		pos += hlen + dlen;
 	}
 	memmove(ini->acc, ini->acc + pos, ini->acc_len - pos);
