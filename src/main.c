@@ -16,7 +16,10 @@
 
 #include "ctl/ctl.h"
 #include "iscsi/server.h"
+#include "iscsi/admin.h"
 #include "providers/file.h"
+#include "providers/ram.h"
+#include "spt/remote.h"
 #include "util/log.h"
 
 #define SPTD_VERSION "0.1.0"
@@ -36,7 +39,13 @@ struct sptd_options {
 	struct chap_config chap;	/* --chap, --discovery-chap, --mutual-chap */
 	const char *allow[ISCSI_MAX_ALLOW];	/* --allow */
 	int nallow;
+	const char *provider_socket;		/* --provider-socket */
+	uint32_t provider_timeout_s;		/* --provider-timeout */
+	uint32_t provider_tmf_timeout_s;	/* --provider-tmf-timeout */
+	uint32_t provider_shm_mib;		/* --provider-shm */
 };
+
+#define SPTD_LUN_PROVIDER_PREFIX "provider:"
 
 /* Named limits and timers, each with its flag (seconds unless noted). */
 static const struct {
@@ -76,6 +85,13 @@ static void usage(FILE *f)
 		"  --discovery-chap USER:SECRET  discovery sessions must authenticate with CHAP too\n"
 		"                          (by default discovery needs no authentication)\n"
 		"  --allow INITIATOR-IQN   only these initiators may log in to the target, repeatable\n"
+		"  --lun ram:SIZE[,block_size=512|4096]  a LUN in memory (lost at exit)\n"
+		"  --lun provider:NAME     a LUN served by the external provider that registers as NAME\n"
+		"                          on --provider-socket (NOT READY until it does)\n"
+		"  --provider-socket PATH  Unix socket (mode 0600) where external providers register\n"
+		"  --provider-timeout SEC  an external provider must complete a command in SEC (30)\n"
+		"  --provider-tmf-timeout SEC  ... and answer a TMF or an abort in SEC (5)\n"
+		"  --provider-shm MIB      shared data memory per external provider, MiB (64)\n"
 		"  --help, --version\n");
 }
 
@@ -84,7 +100,20 @@ struct sptd {
 	struct iscsi_server *srv;
 	struct ev_handler sig;
 	struct ctl_server *ctl;		/* --control: sptctl's socket */
+	struct spt_remote *remote;	/* --provider-socket: external providers */
+	struct iscsi_admin *admin;	/* session stops asked for by providers */
 };
+
+/* SESSION_END from an external provider. */
+static uint32_t sptd_provider_stop(void *arg, uint64_t handle, uint32_t grace_s)
+{
+	struct sptd *d = arg;
+
+	if (grace_s == 0)
+		grace_s = iscsi_admin_default_grace(d->admin);
+	return iscsi_admin_session_stop(d->admin, handle, grace_s, grace_s + SPT_CTL_STOP_SLACK_S,
+					NULL, NULL);
+}
 
 static void sptd_shutdown_done(void *arg)
 {
@@ -123,6 +152,21 @@ static int sptd_parse_chap(const char *flag, char *arg, struct chap_credentials 
 	return 0;
 }
 
+static int sptd_parse_u32(const char *flag, const char *arg, uint32_t min, uint32_t max,
+			  uint32_t *out)
+{
+	char *end;
+	unsigned long v = strtoul(arg, &end, 10);
+
+	if (!*arg || *end || arg[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "sptd: --%s: expected a number from %u to %u, got '%s'\n", flag, min,
+			max, arg);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct sptd_options *o)
 {
 	static const struct option longopts[] = {
@@ -140,6 +184,10 @@ static int parse_args(int argc, char **argv, struct sptd_options *o)
 		{ "mutual-chap", required_argument, NULL, 0x201 },
 		{ "discovery-chap", required_argument, NULL, 0x202 },
 		{ "allow", required_argument, NULL, 0x203 },
+		{ "provider-socket", required_argument, NULL, 0x300 },
+		{ "provider-timeout", required_argument, NULL, 0x301 },
+		{ "provider-tmf-timeout", required_argument, NULL, 0x302 },
+		{ "provider-shm", required_argument, NULL, 0x303 },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -148,6 +196,9 @@ static int parse_args(int argc, char **argv, struct sptd_options *o)
 
 	memset(o, 0, sizeof(*o));
 	o->target = SPTD_DEFAULT_TARGET;
+	o->provider_timeout_s = SPT_REMOTE_DEFAULT_TIMEOUT_S;
+	o->provider_tmf_timeout_s = SPT_REMOTE_DEFAULT_TMF_TIMEOUT_S;
+	o->provider_shm_mib = (uint32_t)(SPT_REMOTE_DEFAULT_SHM >> 20);
 	for (size_t k = 0; k < SPTD_NKNOBS; k++)
 		*(uint32_t *)((char *)&o->cfg + sptd_knobs[k].offset) = sptd_knobs[k].dflt;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -196,6 +247,24 @@ static int parse_args(int argc, char **argv, struct sptd_options *o)
 			break;
 		case 0x202:
 			if (sptd_parse_chap("discovery-chap", optarg, &o->chap.discovery) < 0)
+				return -1;
+			break;
+		case 0x300:
+			o->provider_socket = optarg;
+			break;
+		case 0x301:
+			if (sptd_parse_u32("provider-timeout", optarg, 1, SPT_REMOTE_TIMEOUT_MAX_S,
+					   &o->provider_timeout_s) < 0)
+				return -1;
+			break;
+		case 0x302:
+			if (sptd_parse_u32("provider-tmf-timeout", optarg, 1, SPT_REMOTE_TIMEOUT_MAX_S,
+					   &o->provider_tmf_timeout_s) < 0)
+				return -1;
+			break;
+		case 0x303:
+			if (sptd_parse_u32("provider-shm", optarg, ISCSI_MAX_TASK_BUF >> 20,
+					   (uint32_t)(SPT_REMOTE_SHM_MAX >> 20), &o->provider_shm_mib) < 0)
 				return -1;
 			break;
 		case 0x203:
@@ -297,10 +366,56 @@ int main(int argc, char **argv)
 		o.luns[o.nluns++] = SPTD_DEFAULT_LUN;
 		log_info("no --lun given: serving LUN 0 from ./spt-lun0.img (1 GiB sparse file, created if missing)");
 	}
+	if (o.provider_socket) {
+		struct spt_remote_config rcfg = {
+			.path = o.provider_socket,
+			.command_timeout_s = o.provider_timeout_s,
+			.tmf_timeout_s = o.provider_tmf_timeout_s,
+			.shm_size = (uint64_t)o.provider_shm_mib << 20,
+			.max_transfer_bytes = ISCSI_MAX_TASK_BUF,
+		};
+
+		d.admin = iscsi_admin_new(d.srv);
+		d.remote = d.admin ? spt_remote_open(d.loop, &rcfg, err, sizeof(err)) : NULL;
+		if (!d.remote) {
+			fprintf(stderr, "sptd: --provider-socket: %s\n", d.admin ? err : "out of memory");
+			goto out;
+		}
+		spt_remote_set_stop(d.remote, sptd_provider_stop, &d);
+	}
 	for (int i = 0; i < o.nluns; i++) {
 		struct file_lun_config cfg;
 		struct spt_lun *l = &t->luns.luns[t->luns.count];
 
+		if (!strncmp(o.luns[i], SPTD_LUN_PROVIDER_PREFIX, strlen(SPTD_LUN_PROVIDER_PREFIX))) {
+			const char *name = o.luns[i] + strlen(SPTD_LUN_PROVIDER_PREFIX);
+
+			if (!d.remote) {
+				fprintf(stderr, "sptd: --lun %s: needs --provider-socket\n", o.luns[i]);
+				goto out;
+			}
+			if (spt_remote_lun_open(d.remote, name, (uint64_t)i, t->name, t->tpgt, 1, l, err,
+						sizeof(err)) < 0) {
+				fprintf(stderr, "sptd: --lun %s: %s\n", o.luns[i], err);
+				goto out;
+			}
+			t->luns.count++;
+			log_info("target %s LUN %d: %s (external provider)", t->name, i, l->desc);
+			continue;
+		}
+		if (!strncmp(o.luns[i], "ram:", 4)) {
+			uint64_t size;
+			uint32_t bs;
+
+			if (ram_lun_parse(o.luns[i] + 4, &size, &bs, err, sizeof(err)) < 0 ||
+			    ram_lun_open(size, bs, (uint64_t)i, t->name, l, err, sizeof(err)) < 0) {
+				fprintf(stderr, "sptd: --lun %s: %s\n", o.luns[i], err);
+				goto out;
+			}
+			t->luns.count++;
+			log_info("target %s LUN %d: %s (contents kept in memory only)", t->name, i, l->desc);
+			continue;
+		}
 		if (file_lun_parse(o.luns[i], &cfg, err, sizeof(err)) < 0 ||
 		    file_lun_open(d.loop, &cfg, (uint64_t)i, t->name, l, err, sizeof(err)) < 0) {
 			fprintf(stderr, "sptd: --lun %s: %s\n", o.luns[i], err);
@@ -339,7 +454,9 @@ out:
 	 * also when startup failed before the loop ever ran */
 	if (d.loop)
 		ev_loop_stop(d.loop);
+	iscsi_admin_free(d.admin);
 	iscsi_server_free(d.srv);
+	spt_remote_close(d.remote);
 	ev_loop_free(d.loop);
 	if (rc == 0)
 		log_info("stopped; backing stores synced");

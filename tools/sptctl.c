@@ -3,14 +3,21 @@
  *
  *   sptctl [--socket PATH] [--timeout SEC] session list [--json]
  *   sptctl [--socket PATH] [--timeout SEC] session stop HANDLE [--grace SEC]
+ *   sptctl [--socket PATH] [--timeout SEC] target list [--json]
+ *   sptctl [--socket PATH] [--timeout SEC] lun list [--json]
  *
  * Speaks the pass-through frames of include/spt/spt.h (struct
- * spt_io_header + payload); every response is checked like any input
- * from outside before a byte of it is printed.
+ * spt_io_header + payload: SESSION_LIST, SESSION_END, TARGET_LIST,
+ * LUN_LIST); every response is checked like any input from outside before
+ * a byte of it is printed. Lists come page by page, each page's cursor
+ * checked to move forward. Tables show sizes in binary units (1.0G =
+ * 2^30 bytes); JSON carries exact byte counts.
  */
 #include <endian.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +36,11 @@
 /* a daemon never has more (--max-sessions <= 65535); a bound against a
  * daemon that keeps saying "more" */
 #define SPTCTL_MAX_SESSIONS 65536
+/* the same against a daemon that keeps paging targets or LUNs */
+#define SPTCTL_MAX_TARGETS 65536
+#define SPTCTL_MAX_LUNS (1u << 20)
+/* an ACL cell of the target table stops growing here ("+N more") */
+#define SPTCTL_ACL_CELL_MAX 1024
 
 /* Exit statuses. */
 enum {
@@ -51,13 +63,23 @@ static void sptctl_usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  session list [--json]            sessions: handle, initiator, ISID, target, TSIH,\n"
-		"                                   type, state, CHAP user, commands in flight and\n"
-		"                                   connections (a table, or a JSON array)\n"
+		"                                   type, state, CHAP user, commands in flight, bytes\n"
+		"                                   read and written (SCSI data) and connections\n"
 		"  session stop HANDLE [--grace SEC]\n"
 		"                                   ask the session's initiator to log out (Async\n"
 		"                                   Message), close the session after SEC seconds\n"
 		"                                   (default: sptd's --logout-grace, at most %u) if it\n"
 		"                                   has not; returns once the session is gone\n"
+		"  target list [--json]             targets: name, TPGT, portals, LUNs, sessions,\n"
+		"                                   ACL (allowed initiators, or any) and whether\n"
+		"                                   CHAP is required\n"
+		"  lun list [--json]                LUNs: target, LUN, backend (file:PATH,\n"
+		"                                   provider:NAME, ...), state (online, no provider,\n"
+		"                                   ...), size, block size and mode (ro or rw)\n"
+		"  help                             this text\n"
+		"\n"
+		"Lists print an aligned table (sizes in binary units: 1.0G = 1073741824 bytes)\n"
+		"or, with --json, a JSON array with exact byte counts.\n"
 		"\n"
 		"options:\n"
 		"  --socket PATH    sptd's --control socket (default: $" SPTCTL_SOCKET_ENV ", else\n"
@@ -251,211 +273,142 @@ static int sptctl_report_error(const struct ctl_rx *rx)
 	}
 }
 
-/* ---- session list ---- */
-
-static const char *sptctl_type_name(uint8_t t)
+/* Sends a request on the connection and reads its answer into rx (reset
+ * by the caller). Returns SPTCTL_OK or the exit status after printing why. */
+static int sptctl_request(struct sptctl *c, uint32_t code, const void *payload, uint32_t len,
+			  struct ctl_rx *rx)
 {
-	return t == SPT_CTL_SESSION_DISCOVERY ? "discovery" : t == SPT_CTL_SESSION_NORMAL ? "normal" : "unknown";
+	int rc;
+
+	ctl_rx_reset(rx);
+	rc = sptctl_call(c, code, c->timeout_s, payload, len, rx);
+	if (rc < 0)
+		return SPTCTL_UNREACHABLE;
+	if (rc != 0)
+		return sptctl_report_error(rx);
+	return SPTCTL_OK;
 }
 
-static const char *sptctl_state_name(uint8_t s)
+static int sptctl_malformed(const char *why)
 {
-	switch (s) {
-	case SPT_CTL_SESSION_ACTIVE:
-		return "active";
-	case SPT_CTL_SESSION_LOGGING_OUT:
-		return "logging-out";
-	case SPT_CTL_SESSION_STOPPING:
-		return "stopping";
-	case SPT_CTL_SESSION_ENDING:
-		return "ending";
-	default:
-		return "unknown";
-	}
+	fprintf(stderr, "sptctl: malformed answer from sptd: %s\n", why);
+	return SPTCTL_UNREACHABLE;
 }
 
-static const char *sptctl_conn_state_name(uint8_t s)
-{
-	return s == SPT_CTL_CONN_FULL_FEATURE ? "full-feature" :
-	       s == SPT_CTL_CONN_LOGGING_OUT ? "logging-out" : "unknown";
-}
-
-static int sptctl_by_name(const void *x, const void *y)
-{
-	const struct spt_ctl_session *a = x, *b = y;
-	int r = strcmp(a->target_name, b->target_name);
-
-	if (!r)
-		r = strcmp(a->initiator_name, b->initiator_name);
-	if (!r)
-		r = memcmp(a->isid, b->isid, sizeof(a->isid));
-	if (!r)
-		r = (a->tsih > b->tsih) - (a->tsih < b->tsih);
-	return r;
-}
-
-/* Every session, page by page. *out is malloc'd. Returns an exit status. */
-static int sptctl_fetch_sessions(struct sptctl *c, struct spt_ctl_session **out, size_t *nout)
-{
-	struct spt_ctl_session *v = NULL;
-	size_t n = 0, cap = 0;
-	uint64_t after = 0;
-	int status = SPTCTL_OK;
-	struct ctl_rx rx;
-
-	ctl_rx_init(&rx, SPT_CTL_RESPONSE_MAX);
-	for (;;) {
-		struct spt_ctl_session_list_request req = { .after_handle = after };
-		struct spt_ctl_session_list lh;
-		uint8_t reqbuf[sizeof(req)];
-		char why[CTL_WHY_MAX];
-
-		ctl_session_list_request_encode(reqbuf, &req);
-		ctl_rx_reset(&rx);
-		int rc = sptctl_call(c, SPT_CC_SESSION_LIST, c->timeout_s, reqbuf, sizeof(reqbuf), &rx);
-
-		if (rc < 0) {
-			status = SPTCTL_UNREACHABLE;
-			goto out;
-		}
-		if (rc != 0) {
-			status = sptctl_report_error(&rx);
-			goto out;
-		}
-		if (ctl_session_list_decode(rx.payload, rx.h.length, &lh, why, sizeof(why)) < 0) {
-			fprintf(stderr, "sptctl: malformed answer from sptd: %s\n", why);
-			status = SPTCTL_UNREACHABLE;
-			goto out;
-		}
-		if (n + lh.count > SPTCTL_MAX_SESSIONS) {
-			fprintf(stderr, "sptctl: sptd lists more than %d sessions\n", SPTCTL_MAX_SESSIONS);
-			status = SPTCTL_UNREACHABLE;
-			goto out;
-		}
-		if (n + lh.count > cap) {
-			size_t ncap = n + lh.count;
-			struct spt_ctl_session *nv = realloc(v, ncap * sizeof(*v));
-
-			if (!nv) {
-				fprintf(stderr, "sptctl: out of memory\n");
-				status = SPTCTL_UNREACHABLE;
-				goto out;
-			}
-			v = nv;
-			cap = ncap;
-		}
-		for (uint32_t i = 0; i < lh.count; i++) {
-			struct spt_ctl_session *s = &v[n];
-
-			ctl_session_decode(rx.payload + sizeof(lh) + (size_t)i * lh.entry_length,
-					   lh.entry_length, s);
-			/* pages come by ascending handle: anything else would loop */
-			if (s->itnexus_handle <= after) {
-				fprintf(stderr, "sptctl: malformed answer from sptd: handles out of order\n");
-				status = SPTCTL_UNREACHABLE;
-				goto out;
-			}
-			after = s->itnexus_handle;
-			n++;
-		}
-		if (!lh.more || lh.count == 0)
-			break;
-	}
-	if (n > 1)
-		qsort(v, n, sizeof(*v), sptctl_by_name);
-out:
-	ctl_rx_reset(&rx);
-	if (status != SPTCTL_OK) {
-		free(v);
-		v = NULL;
-		n = 0;
-	}
-	*out = v;
-	*nout = n;
-	return status;
-}
+/* ---- output helpers ---- */
 
 /* Printable for a terminal: control bytes become '?'. */
-static void sptctl_cell(char *dst, size_t len, const char *src)
+static void sptctl_sanitize(char *s)
 {
-	size_t o = 0;
-
-	for (; *src && o + 1 < len; src++)
-		dst[o++] = ((unsigned char)*src < 0x20 || *src == 0x7f) ? '?' : *src;
-	dst[o] = '\0';
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
 }
 
-#define SPTCTL_COLS 10
-#define SPTCTL_CELL_MAX 1024
+/* "1.0G": binary units, one decimal, as `--lun ...,size=1G` means them. */
+static void sptctl_human_size(uint64_t bytes, char *out, size_t len)
+{
+	static const char units[] = "KMGTPE";
+	double v = (double)bytes;
+	size_t u = 0;
 
-struct sptctl_row {
-	char cell[SPTCTL_COLS][SPTCTL_CELL_MAX];
+	if (bytes < 1024) {
+		snprintf(out, len, "%llu", (unsigned long long)bytes);
+		return;
+	}
+	v /= 1024;
+	/* 1023.96K would print as 1024.0K: the next unit reads better */
+	while (v >= 1023.95 && u + 1 < sizeof(units) - 1) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, "%.1f%c", v, units[u]);
+}
+
+/* A table of text cells, printed with aligned columns under a header. */
+struct sptctl_table {
+	size_t ncols, nrows;
+	const char *const *head;
+	const bool *right;	/* per column: right-aligned (numbers) */
+	char **cell;		/* nrows * ncols strings, each malloc'd */
+	bool oom;
 };
 
-static void sptctl_row_fill(struct sptctl_row *r, const struct spt_ctl_session *s)
+static int sptctl_table_init(struct sptctl_table *t, const char *const *head, const bool *right,
+			     size_t ncols, size_t nrows)
 {
-	char conns[SPTCTL_CELL_MAX] = "";
-	size_t shown = s->connection_count < SPT_CTL_CONNS_MAX ? s->connection_count : SPT_CTL_CONNS_MAX;
-	size_t o = 0;
-
-	for (size_t i = 0; i < shown; i++) {
-		const struct spt_ctl_connection *k = &s->conns[i];
-		int w = snprintf(conns + o, sizeof(conns) - o, "%s%s%s", i ? ", " : "", k->peer_address,
-				 k->state == SPT_CTL_CONN_FULL_FEATURE ? "" : " (logging-out)");
-
-		if (w < 0 || (size_t)w >= sizeof(conns) - o)
-			break;
-		o += (size_t)w;
-	}
-	if (s->connection_count > shown && o < sizeof(conns))
-		snprintf(conns + o, sizeof(conns) - o, ", +%u more", s->connection_count - (uint32_t)shown);
-	snprintf(r->cell[0], SPTCTL_CELL_MAX, "0x%016llx", (unsigned long long)s->itnexus_handle);
-	snprintf(r->cell[1], SPTCTL_CELL_MAX, "0x%04x", s->tsih);
-	snprintf(r->cell[2], SPTCTL_CELL_MAX, "%s", sptctl_type_name(s->session_type));
-	snprintf(r->cell[3], SPTCTL_CELL_MAX, "%s", sptctl_state_name(s->state));
-	sptctl_cell(r->cell[4], SPTCTL_CELL_MAX, s->initiator_name);
-	snprintf(r->cell[5], SPTCTL_CELL_MAX, "0x%02x%02x%02x%02x%02x%02x", s->isid[0], s->isid[1],
-		 s->isid[2], s->isid[3], s->isid[4], s->isid[5]);
-	sptctl_cell(r->cell[6], SPTCTL_CELL_MAX, s->target_name[0] ? s->target_name : "-");
-	sptctl_cell(r->cell[7], SPTCTL_CELL_MAX, s->chap_user_name[0] ? s->chap_user_name : "-");
-	snprintf(r->cell[8], SPTCTL_CELL_MAX, "%u", s->commands_in_flight);
-	sptctl_cell(r->cell[9], SPTCTL_CELL_MAX, conns[0] ? conns : "-");
+	memset(t, 0, sizeof(*t));
+	t->ncols = ncols;
+	t->nrows = nrows;
+	t->head = head;
+	t->right = right;
+	t->cell = calloc(nrows * ncols > 0 ? nrows * ncols : 1, sizeof(*t->cell));
+	return t->cell ? 0 : -1;
 }
 
-static int sptctl_print_table(const struct spt_ctl_session *v, size_t n)
+static void sptctl_table_free(struct sptctl_table *t)
 {
-	static const char *const head[SPTCTL_COLS] = {
-		"HANDLE", "TSIH", "TYPE", "STATE", "INITIATOR", "ISID", "TARGET", "CHAP USER",
-		"CMDS", "CONNECTIONS",
-	};
-	struct sptctl_row *rows;
-	size_t width[SPTCTL_COLS];
+	if (!t->cell)
+		return;
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cell[i]);
+	free(t->cell);
+	t->cell = NULL;
+}
 
-	if (n == 0) {
-		printf("no sessions\n");
-		return SPTCTL_OK;
+static void sptctl_table_set(struct sptctl_table *t, size_t row, size_t col, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void sptctl_table_set(struct sptctl_table *t, size_t row, size_t col, const char *fmt, ...)
+{
+	char **slot = &t->cell[row * t->ncols + col];
+	va_list ap;
+
+	va_start(ap, fmt);
+	free(*slot);
+	if (vasprintf(slot, fmt, ap) < 0) {
+		*slot = NULL;
+		t->oom = true;
+	} else {
+		sptctl_sanitize(*slot);
 	}
-	rows = calloc(n, sizeof(*rows));
-	if (!rows) {
+	va_end(ap);
+}
+
+static int sptctl_table_print(const struct sptctl_table *t)
+{
+	size_t *width;
+
+	if (t->oom) {
 		fprintf(stderr, "sptctl: out of memory\n");
 		return SPTCTL_UNREACHABLE;
 	}
-	for (size_t k = 0; k < SPTCTL_COLS; k++)
-		width[k] = strlen(head[k]);
-	for (size_t i = 0; i < n; i++) {
-		sptctl_row_fill(&rows[i], &v[i]);
-		for (size_t k = 0; k < SPTCTL_COLS; k++)
-			if (strlen(rows[i].cell[k]) > width[k])
-				width[k] = strlen(rows[i].cell[k]);
+	width = calloc(t->ncols, sizeof(*width));
+	if (!width) {
+		fprintf(stderr, "sptctl: out of memory\n");
+		return SPTCTL_UNREACHABLE;
 	}
-	/* the last column is not padded: no trailing blanks */
-	width[SPTCTL_COLS - 1] = 0;
-	for (size_t k = 0; k < SPTCTL_COLS; k++)
-		printf("%-*s%s", (int)width[k], head[k], k + 1 < SPTCTL_COLS ? "  " : "\n");
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < SPTCTL_COLS; k++)
-			printf("%-*s%s", (int)width[k], rows[i].cell[k], k + 1 < SPTCTL_COLS ? "  " : "\n");
-	free(rows);
+	for (size_t k = 0; k < t->ncols; k++) {
+		width[k] = strlen(t->head[k]);
+		for (size_t i = 0; i < t->nrows; i++) {
+			const char *v = t->cell[i * t->ncols + k];
+
+			if (v && strlen(v) > width[k])
+				width[k] = strlen(v);
+		}
+	}
+	/* a left-aligned last column is not padded: no trailing blanks */
+	if (!t->right[t->ncols - 1])
+		width[t->ncols - 1] = 0;
+	for (size_t i = 0; i <= t->nrows; i++) {
+		for (size_t k = 0; k < t->ncols; k++) {
+			const char *v = i == 0 ? t->head[k] : t->cell[(i - 1) * t->ncols + k];
+
+			printf(t->right[k] ? "%*s%s" : "%-*s%s", (int)width[k], v ? v : "",
+			       k + 1 < t->ncols ? "  " : "\n");
+		}
+	}
+	free(width);
 	return SPTCTL_OK;
 }
 
@@ -524,7 +477,239 @@ static void sptctl_json_field(const char *name, const char *value, bool last)
 	fputs(last ? "" : ", ", stdout);
 }
 
-static int sptctl_print_json(const struct spt_ctl_session *v, size_t n)
+/* `--json` is the only option of a list. 0, or -1 after saying why. */
+static int sptctl_list_args(const char *what, int argc, char **argv, bool *json)
+{
+	*json = false;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			*json = true;
+		} else {
+			fprintf(stderr, "sptctl: %s: unexpected argument '%s'\n", what, argv[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* stdout may be a closed pipe or a full disk: that is a failure too. */
+static int sptctl_flush(int status)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "sptctl: writing the output: %s\n", strerror(errno));
+		return SPTCTL_UNREACHABLE;
+	}
+	return status;
+}
+
+/* ---- session list ---- */
+
+static const char *sptctl_type_name(uint8_t t)
+{
+	return t == SPT_CTL_SESSION_DISCOVERY ? "discovery" : t == SPT_CTL_SESSION_NORMAL ? "normal" : "unknown";
+}
+
+static const char *sptctl_state_name(uint8_t s)
+{
+	switch (s) {
+	case SPT_CTL_SESSION_ACTIVE:
+		return "active";
+	case SPT_CTL_SESSION_LOGGING_OUT:
+		return "logging-out";
+	case SPT_CTL_SESSION_STOPPING:
+		return "stopping";
+	case SPT_CTL_SESSION_ENDING:
+		return "ending";
+	default:
+		return "unknown";
+	}
+}
+
+static const char *sptctl_conn_state_name(uint8_t s)
+{
+	return s == SPT_CTL_CONN_FULL_FEATURE ? "full-feature" :
+	       s == SPT_CTL_CONN_LOGGING_OUT ? "logging-out" : "unknown";
+}
+
+static int sptctl_by_name(const void *x, const void *y)
+{
+	const struct spt_ctl_session *a = x, *b = y;
+	int r = strcmp(a->target_name, b->target_name);
+
+	if (!r)
+		r = strcmp(a->initiator_name, b->initiator_name);
+	if (!r)
+		r = memcmp(a->isid, b->isid, sizeof(a->isid));
+	if (!r)
+		r = (a->tsih > b->tsih) - (a->tsih < b->tsih);
+	return r;
+}
+
+/* Every session, page by page. *out is malloc'd; *has_bytes: the daemon
+ * sends the byte counters (a daemon of the first version does not).
+ * Returns an exit status. */
+static int sptctl_fetch_sessions(struct sptctl *c, struct spt_ctl_session **out, size_t *nout,
+				 bool *has_bytes)
+{
+	struct spt_ctl_session *v = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t after = 0;
+	int status = SPTCTL_OK;
+	struct ctl_rx rx;
+
+	*has_bytes = true;
+	ctl_rx_init(&rx, SPT_CTL_RESPONSE_MAX);
+	for (;;) {
+		struct spt_ctl_session_list_request req = { .after_handle = after };
+		struct spt_ctl_session_list lh;
+		uint8_t reqbuf[sizeof(req)];
+		char why[CTL_WHY_MAX];
+
+		ctl_session_list_request_encode(reqbuf, &req);
+		status = sptctl_request(c, SPT_CC_SESSION_LIST, reqbuf, sizeof(reqbuf), &rx);
+		if (status != SPTCTL_OK)
+			goto out;
+		if (ctl_session_list_decode(rx.payload, rx.h.length, &lh, why, sizeof(why)) < 0) {
+			status = sptctl_malformed(why);
+			goto out;
+		}
+		if (!CTL_SESSION_HAS_BYTES(lh.entry_length))
+			*has_bytes = false;
+		if (n + lh.count > SPTCTL_MAX_SESSIONS) {
+			fprintf(stderr, "sptctl: sptd lists more than %d sessions\n", SPTCTL_MAX_SESSIONS);
+			status = SPTCTL_UNREACHABLE;
+			goto out;
+		}
+		if (n + lh.count > cap) {
+			size_t ncap = n + lh.count;
+			struct spt_ctl_session *nv = realloc(v, ncap * sizeof(*v));
+
+			if (!nv) {
+				fprintf(stderr, "sptctl: out of memory\n");
+				status = SPTCTL_UNREACHABLE;
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		for (uint32_t i = 0; i < lh.count; i++) {
+			struct spt_ctl_session *s = &v[n];
+
+			ctl_session_decode(rx.payload + sizeof(lh) + (size_t)i * lh.entry_length,
+					   lh.entry_length, s);
+			/* pages come by ascending handle: anything else would loop */
+			if (s->itnexus_handle <= after) {
+				status = sptctl_malformed("handles out of order");
+				goto out;
+			}
+			after = s->itnexus_handle;
+			n++;
+		}
+		if (!lh.more || lh.count == 0)
+			break;
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), sptctl_by_name);
+out:
+	ctl_rx_reset(&rx);
+	if (status != SPTCTL_OK) {
+		free(v);
+		v = NULL;
+		n = 0;
+	}
+	*out = v;
+	*nout = n;
+	return status;
+}
+
+/* "127.0.0.1:5000, 127.0.0.1:5001 (logging-out), +1 more" */
+static char *sptctl_conns_text(const struct spt_ctl_session *s)
+{
+	size_t shown = s->connection_count < SPT_CTL_CONNS_MAX ? s->connection_count : SPT_CTL_CONNS_MAX;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < shown; i++)
+		fprintf(f, "%s%s%s", i ? ", " : "", s->conns[i].peer_address,
+			s->conns[i].state == SPT_CTL_CONN_FULL_FEATURE ? "" : " (logging-out)");
+	if (s->connection_count > shown)
+		fprintf(f, ", +%u more", s->connection_count - (uint32_t)shown);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+enum {
+	SESS_HANDLE, SESS_TSIH, SESS_TYPE, SESS_STATE, SESS_INITIATOR, SESS_ISID, SESS_TARGET,
+	SESS_CHAP, SESS_CMDS, SESS_READ, SESS_WRITTEN, SESS_CONNS, SESS_COLS
+};
+
+static int sptctl_print_sessions(const struct spt_ctl_session *v, size_t n, bool has_bytes)
+{
+	static const char *const head[SESS_COLS] = {
+		"HANDLE", "TSIH", "TYPE", "STATE", "INITIATOR", "ISID", "TARGET", "CHAP USER",
+		"CMDS", "READ", "WRITTEN", "CONNECTIONS",
+	};
+	static const bool right[SESS_COLS] = {
+		[SESS_CMDS] = true, [SESS_READ] = true, [SESS_WRITTEN] = true,
+	};
+	struct sptctl_table t;
+	int status;
+
+	if (n == 0) {
+		printf("no sessions\n");
+		return SPTCTL_OK;
+	}
+	if (sptctl_table_init(&t, head, right, SESS_COLS, n) < 0) {
+		fprintf(stderr, "sptctl: out of memory\n");
+		return SPTCTL_UNREACHABLE;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct spt_ctl_session *s = &v[i];
+		char rd[32] = "-", wr[32] = "-";
+		char *conns = sptctl_conns_text(s);
+
+		if (has_bytes) {
+			sptctl_human_size(s->bytes_read, rd, sizeof(rd));
+			sptctl_human_size(s->bytes_written, wr, sizeof(wr));
+		}
+		sptctl_table_set(&t, i, SESS_HANDLE, "0x%016llx", (unsigned long long)s->itnexus_handle);
+		sptctl_table_set(&t, i, SESS_TSIH, "0x%04x", s->tsih);
+		sptctl_table_set(&t, i, SESS_TYPE, "%s", sptctl_type_name(s->session_type));
+		sptctl_table_set(&t, i, SESS_STATE, "%s", sptctl_state_name(s->state));
+		sptctl_table_set(&t, i, SESS_INITIATOR, "%s", s->initiator_name);
+		sptctl_table_set(&t, i, SESS_ISID, "0x%02x%02x%02x%02x%02x%02x", s->isid[0], s->isid[1],
+				 s->isid[2], s->isid[3], s->isid[4], s->isid[5]);
+		sptctl_table_set(&t, i, SESS_TARGET, "%s", s->target_name[0] ? s->target_name : "-");
+		sptctl_table_set(&t, i, SESS_CHAP, "%s", s->chap_user_name[0] ? s->chap_user_name : "-");
+		sptctl_table_set(&t, i, SESS_CMDS, "%u", s->commands_in_flight);
+		sptctl_table_set(&t, i, SESS_READ, "%s", rd);
+		sptctl_table_set(&t, i, SESS_WRITTEN, "%s", wr);
+		if (conns)
+			sptctl_table_set(&t, i, SESS_CONNS, "%s", conns[0] ? conns : "-");
+		else
+			t.oom = true;
+		free(conns);
+	}
+	status = sptctl_table_print(&t);
+	sptctl_table_free(&t);
+	return status;
+}
+
+static void sptctl_json_bytes(const char *name, uint64_t v, bool known)
+{
+	if (known)
+		printf("\"%s\": %llu, ", name, (unsigned long long)v);
+	else
+		printf("\"%s\": null, ", name);
+}
+
+static int sptctl_print_sessions_json(const struct spt_ctl_session *v, size_t n, bool has_bytes)
 {
 	char buf[64];
 
@@ -548,8 +733,11 @@ static int sptctl_print_json(const struct spt_ctl_session *v, size_t n)
 		sptctl_json_field("state", sptctl_state_name(s->state), false);
 		sptctl_json_field("chap_user", s->chap_user_name, false);
 		sptctl_json_field("peer_address", shown ? s->conns[0].peer_address : "", false);
-		printf("\"commands_in_flight\": %u, \"connection_count\": %u, \"connections\": [",
-		       s->commands_in_flight, s->connection_count);
+		printf("\"commands_in_flight\": %u, ", s->commands_in_flight);
+		/* exact counts: a byte count stays below 2^53 for years of I/O */
+		sptctl_json_bytes("bytes_read", s->bytes_read, has_bytes);
+		sptctl_json_bytes("bytes_written", s->bytes_written, has_bytes);
+		printf("\"connection_count\": %u, \"connections\": [", s->connection_count);
 		for (size_t k = 0; k < shown; k++) {
 			printf("%s{\"cid\": %u, ", k ? ", " : "", s->conns[k].cid);
 			sptctl_json_field("peer_address", s->conns[k].peer_address, false);
@@ -564,31 +752,457 @@ static int sptctl_print_json(const struct spt_ctl_session *v, size_t n)
 
 static int sptctl_session_list(struct sptctl *c, int argc, char **argv)
 {
-	bool json = false;
 	struct spt_ctl_session *v;
+	bool json, has_bytes;
 	size_t n;
 	int status;
 
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else {
-			fprintf(stderr, "sptctl: session list: unexpected argument '%s'\n", argv[i]);
-			return SPTCTL_USAGE;
-		}
-	}
+	if (sptctl_list_args("session list", argc, argv, &json) < 0)
+		return SPTCTL_USAGE;
 	if (sptctl_connect(c, c->timeout_s ? c->timeout_s : SPTCTL_LIST_TIMEOUT_S) < 0)
 		return SPTCTL_UNREACHABLE;
-	status = sptctl_fetch_sessions(c, &v, &n);
+	status = sptctl_fetch_sessions(c, &v, &n, &has_bytes);
 	if (status != SPTCTL_OK)
 		return status;
-	status = json ? sptctl_print_json(v, n) : sptctl_print_table(v, n);
+	status = json ? sptctl_print_sessions_json(v, n, has_bytes) :
+			sptctl_print_sessions(v, n, has_bytes);
 	free(v);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "sptctl: writing the output: %s\n", strerror(errno));
+	return sptctl_flush(status);
+}
+
+/* ---- target list ---- */
+
+/* One target with its portals and ACL, copied out of the response. */
+struct sptctl_target {
+	struct spt_ctl_target info;
+	char (*portals)[SPT_CTL_PORTAL_MAX];		/* info.portal_count */
+	char (*initiators)[SPT_CTL_NAME_MAX];		/* info.initiator_count */
+};
+
+static void sptctl_targets_free(struct sptctl_target *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].portals);
+		free(v[i].initiators);
+	}
+	free(v);
+}
+
+/* The record at p (avail bytes left) into *t: 0, or an exit status. */
+static int sptctl_target_from_record(const uint8_t *p, size_t avail,
+				     const struct spt_ctl_target_list *lh, struct sptctl_target *t,
+				     size_t *record_len)
+{
+	char why[CTL_WHY_MAX];
+
+	memset(t, 0, sizeof(*t));
+	if (ctl_target_decode(p, avail, lh, &t->info, record_len, why, sizeof(why)) < 0)
+		return sptctl_malformed(why);
+	/* counts are bounded by the record, which fits the payload */
+	t->portals = calloc(t->info.portal_count ? t->info.portal_count : 1, sizeof(*t->portals));
+	t->initiators = calloc(t->info.initiator_count ? t->info.initiator_count : 1,
+			       sizeof(*t->initiators));
+	if (!t->portals || !t->initiators) {
+		fprintf(stderr, "sptctl: out of memory\n");
 		return SPTCTL_UNREACHABLE;
 	}
+	for (uint32_t k = 0; k < t->info.portal_count; k++)
+		ctl_string_decode(ctl_target_portal_at(p, lh, k), lh->portal_entry_length,
+				  SPT_CTL_PORTAL_MAX, t->portals[k]);
+	for (uint32_t k = 0; k < t->info.initiator_count; k++)
+		ctl_string_decode(ctl_target_initiator_at(p, lh, &t->info, k),
+				  lh->initiator_entry_length, SPT_CTL_NAME_MAX, t->initiators[k]);
+	return SPTCTL_OK;
+}
+
+/* Every target, page by page, by name. *out is malloc'd. Returns an exit status. */
+static int sptctl_fetch_targets(struct sptctl *c, struct sptctl_target **out, size_t *nout)
+{
+	struct sptctl_target *v = NULL;
+	size_t n = 0, cap = 0;
+	char after[SPT_CTL_NAME_MAX] = "";
+	int status = SPTCTL_OK;
+	struct ctl_rx rx;
+
+	ctl_rx_init(&rx, SPT_CTL_RESPONSE_MAX);
+	for (;;) {
+		struct spt_ctl_target_list_request req;
+		struct spt_ctl_target_list lh;
+		uint8_t reqbuf[sizeof(req)];
+		char why[CTL_WHY_MAX];
+		size_t off;
+
+		memset(&req, 0, sizeof(req));
+		memcpy(req.after_name, after, sizeof(req.after_name));
+		ctl_target_list_request_encode(reqbuf, &req);
+		status = sptctl_request(c, SPT_CC_TARGET_LIST, reqbuf, sizeof(reqbuf), &rx);
+		if (status != SPTCTL_OK)
+			goto out;
+		if (ctl_target_list_decode(rx.payload, rx.h.length, &lh, why, sizeof(why)) < 0) {
+			status = sptctl_malformed(why);
+			goto out;
+		}
+		if (n + lh.count > SPTCTL_MAX_TARGETS) {
+			fprintf(stderr, "sptctl: sptd lists more than %d targets\n", SPTCTL_MAX_TARGETS);
+			status = SPTCTL_UNREACHABLE;
+			goto out;
+		}
+		if (n + lh.count > cap) {
+			size_t ncap = n + lh.count;
+			struct sptctl_target *nv = realloc(v, ncap * sizeof(*v));
+
+			if (!nv) {
+				fprintf(stderr, "sptctl: out of memory\n");
+				status = SPTCTL_UNREACHABLE;
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		off = sizeof(lh);
+		for (uint32_t i = 0; i < lh.count; i++) {
+			size_t rl;
+
+			status = sptctl_target_from_record(rx.payload + off, rx.h.length - off, &lh, &v[n],
+							   &rl);
+			n++;	/* freed with the others, also when it failed half-way */
+			if (status != SPTCTL_OK)
+				goto out;
+			off += rl;
+			/* pages come by ascending name: anything else would loop */
+			if (strcmp(v[n - 1].info.name, after) <= 0) {
+				status = sptctl_malformed("target names out of order");
+				goto out;
+			}
+			memcpy(after, v[n - 1].info.name, sizeof(after));
+		}
+		if (off != rx.h.length) {
+			status = sptctl_malformed("bytes after the last target record");
+			goto out;
+		}
+		if (!lh.more || lh.count == 0)
+			break;
+	}
+out:
+	ctl_rx_reset(&rx);
+	if (status != SPTCTL_OK) {
+		sptctl_targets_free(v, n);
+		v = NULL;
+		n = 0;
+	}
+	*out = v;
+	*nout = n;
 	return status;
+}
+
+static const char *sptctl_chap_text(uint16_t flags)
+{
+	if (!(flags & SPT_CTL_TARGET_CHAP))
+		return "no";
+	return flags & SPT_CTL_TARGET_MUTUAL_CHAP ? "yes, mutual" : "yes";
+}
+
+/* "iqn.a, iqn.b, +3 more", at most about SPTCTL_ACL_CELL_MAX bytes; "any" without an ACL. */
+static char *sptctl_acl_text(const struct sptctl_target *t)
+{
+	char *text = NULL;
+	size_t len = 0;
+	uint32_t k;
+	FILE *f;
+
+	if (t->info.initiator_count == 0)
+		return strdup("any");
+	f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	for (k = 0; k < t->info.initiator_count; k++) {
+		/* ftell: what the stream holds so far */
+		if (k > 0 && (size_t)ftell(f) + strlen(t->initiators[k]) > SPTCTL_ACL_CELL_MAX)
+			break;
+		fprintf(f, "%s%s", k ? ", " : "", t->initiators[k]);
+	}
+	if (k < t->info.initiator_count)
+		fprintf(f, ", +%u more", t->info.initiator_count - k);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static char *sptctl_portals_text(const struct sptctl_target *t)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (t->info.portal_count == 0)
+		return strdup("-");
+	f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	for (uint32_t k = 0; k < t->info.portal_count; k++)
+		fprintf(f, "%s%s", k ? ", " : "", t->portals[k]);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+enum { TGT_NAME, TGT_TPGT, TGT_PORTALS, TGT_LUNS, TGT_SESSIONS, TGT_ACL, TGT_CHAP, TGT_COLS };
+
+static int sptctl_print_targets(const struct sptctl_target *v, size_t n)
+{
+	static const char *const head[TGT_COLS] = {
+		"TARGET", "TPGT", "PORTALS", "LUNS", "SESSIONS", "ACL", "CHAP",
+	};
+	static const bool right[TGT_COLS] = {
+		[TGT_TPGT] = true, [TGT_LUNS] = true, [TGT_SESSIONS] = true,
+	};
+	struct sptctl_table t;
+	int status;
+
+	if (n == 0) {
+		printf("no targets\n");
+		return SPTCTL_OK;
+	}
+	if (sptctl_table_init(&t, head, right, TGT_COLS, n) < 0) {
+		fprintf(stderr, "sptctl: out of memory\n");
+		return SPTCTL_UNREACHABLE;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *portals = sptctl_portals_text(&v[i]);
+		char *acl = sptctl_acl_text(&v[i]);
+
+		sptctl_table_set(&t, i, TGT_NAME, "%s", v[i].info.name);
+		sptctl_table_set(&t, i, TGT_TPGT, "%u", v[i].info.tpgt);
+		sptctl_table_set(&t, i, TGT_LUNS, "%u", v[i].info.lun_count);
+		sptctl_table_set(&t, i, TGT_SESSIONS, "%u", v[i].info.session_count);
+		sptctl_table_set(&t, i, TGT_CHAP, "%s", sptctl_chap_text(v[i].info.flags));
+		if (portals && acl) {
+			sptctl_table_set(&t, i, TGT_PORTALS, "%s", portals);
+			sptctl_table_set(&t, i, TGT_ACL, "%s", acl);
+		} else {
+			t.oom = true;
+		}
+		free(portals);
+		free(acl);
+	}
+	status = sptctl_table_print(&t);
+	sptctl_table_free(&t);
+	return status;
+}
+
+static int sptctl_print_targets_json(const struct sptctl_target *v, size_t n)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		const struct spt_ctl_target *t = &v[i].info;
+
+		printf("%s\n  {", i ? "," : "");
+		sptctl_json_field("name", t->name, false);
+		printf("\"tpgt\": %u, \"portals\": [", t->tpgt);
+		for (uint32_t k = 0; k < t->portal_count; k++) {
+			fputs(k ? ", " : "", stdout);
+			sptctl_json_string(v[i].portals[k]);
+		}
+		printf("], \"lun_count\": %u, \"session_count\": %u, ", t->lun_count, t->session_count);
+		printf("\"chap_required\": %s, \"mutual_chap\": %s, ",
+		       t->flags & SPT_CTL_TARGET_CHAP ? "true" : "false",
+		       t->flags & SPT_CTL_TARGET_MUTUAL_CHAP ? "true" : "false");
+		/* an empty ACL lets any initiator in: said outright, not left
+		 * to be inferred from an empty list */
+		printf("\"any_initiator\": %s, \"allowed_initiators\": [",
+		       t->initiator_count == 0 ? "true" : "false");
+		for (uint32_t k = 0; k < t->initiator_count; k++) {
+			fputs(k ? ", " : "", stdout);
+			sptctl_json_string(v[i].initiators[k]);
+		}
+		printf("]}");
+	}
+	printf("%s]\n", n ? "\n" : "");
+	return SPTCTL_OK;
+}
+
+static int sptctl_target_list(struct sptctl *c, int argc, char **argv)
+{
+	struct sptctl_target *v;
+	bool json;
+	size_t n;
+	int status;
+
+	if (sptctl_list_args("target list", argc, argv, &json) < 0)
+		return SPTCTL_USAGE;
+	if (sptctl_connect(c, c->timeout_s ? c->timeout_s : SPTCTL_LIST_TIMEOUT_S) < 0)
+		return SPTCTL_UNREACHABLE;
+	status = sptctl_fetch_targets(c, &v, &n);
+	if (status != SPTCTL_OK)
+		return status;
+	status = json ? sptctl_print_targets_json(v, n) : sptctl_print_targets(v, n);
+	sptctl_targets_free(v, n);
+	return sptctl_flush(status);
+}
+
+/* ---- lun list ---- */
+
+/* Every LUN, page by page, by target name and LUN. *out is malloc'd.
+ * Returns an exit status. */
+static int sptctl_fetch_luns(struct sptctl *c, struct spt_ctl_lun **out, size_t *nout)
+{
+	struct spt_ctl_lun *v = NULL;
+	size_t n = 0, cap = 0;
+	struct spt_ctl_lun_list_request req;
+	int status = SPTCTL_OK;
+	struct ctl_rx rx;
+
+	memset(&req, 0, sizeof(req));
+	ctl_rx_init(&rx, SPT_CTL_RESPONSE_MAX);
+	for (;;) {
+		struct spt_ctl_lun_list lh;
+		uint8_t reqbuf[sizeof(req)];
+		char why[CTL_WHY_MAX];
+
+		ctl_lun_list_request_encode(reqbuf, &req);
+		status = sptctl_request(c, SPT_CC_LUN_LIST, reqbuf, sizeof(reqbuf), &rx);
+		if (status != SPTCTL_OK)
+			goto out;
+		if (ctl_lun_list_decode(rx.payload, rx.h.length, &lh, why, sizeof(why)) < 0) {
+			status = sptctl_malformed(why);
+			goto out;
+		}
+		if (n + lh.count > SPTCTL_MAX_LUNS) {
+			fprintf(stderr, "sptctl: sptd lists more than %u LUNs\n", SPTCTL_MAX_LUNS);
+			status = SPTCTL_UNREACHABLE;
+			goto out;
+		}
+		if (n + lh.count > cap) {
+			size_t ncap = n + lh.count;
+			struct spt_ctl_lun *nv = realloc(v, ncap * sizeof(*v));
+
+			if (!nv) {
+				fprintf(stderr, "sptctl: out of memory\n");
+				status = SPTCTL_UNREACHABLE;
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		for (uint32_t i = 0; i < lh.count; i++) {
+			struct spt_ctl_lun *e = &v[n];
+			int cmp;
+
+			ctl_lun_decode(rx.payload + sizeof(lh) + (size_t)i * lh.entry_length,
+				       lh.entry_length, e);
+			/* pages come in (target, LUN) order, and "" restarts the
+			 * list: anything else would loop */
+			cmp = strcmp(e->target_name, req.after_target);
+			if (!e->target_name[0] || cmp < 0 || (cmp == 0 && e->lun <= req.after_lun)) {
+				status = sptctl_malformed("LUNs out of order");
+				goto out;
+			}
+			memcpy(req.after_target, e->target_name, sizeof(req.after_target));
+			req.after_lun = e->lun;
+			n++;
+		}
+		if (!lh.more || lh.count == 0)
+			break;
+	}
+out:
+	ctl_rx_reset(&rx);
+	if (status != SPTCTL_OK) {
+		free(v);
+		v = NULL;
+		n = 0;
+	}
+	*out = v;
+	*nout = n;
+	return status;
+}
+
+enum { LUN_TARGET, LUN_NUMBER, LUN_BACKEND, LUN_STATE, LUN_SIZE, LUN_BLOCK, LUN_MODE, LUN_COLS };
+
+static int sptctl_print_luns(const struct spt_ctl_lun *v, size_t n)
+{
+	static const char *const head[LUN_COLS] = {
+		"TARGET", "LUN", "BACKEND", "STATE", "SIZE", "BLOCK", "MODE",
+	};
+	static const bool right[LUN_COLS] = {
+		[LUN_NUMBER] = true, [LUN_SIZE] = true, [LUN_BLOCK] = true,
+	};
+	struct sptctl_table t;
+	int status;
+
+	if (n == 0) {
+		printf("no LUNs\n");
+		return SPTCTL_OK;
+	}
+	if (sptctl_table_init(&t, head, right, LUN_COLS, n) < 0) {
+		fprintf(stderr, "sptctl: out of memory\n");
+		return SPTCTL_UNREACHABLE;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct spt_ctl_lun *e = &v[i];
+		char size[32] = "-";
+
+		if (e->size_bytes)
+			sptctl_human_size(e->size_bytes, size, sizeof(size));
+		sptctl_table_set(&t, i, LUN_TARGET, "%s", e->target_name);
+		sptctl_table_set(&t, i, LUN_NUMBER, "%llu", (unsigned long long)e->lun);
+		sptctl_table_set(&t, i, LUN_SIZE, "%s", size);
+		if (e->block_size)
+			sptctl_table_set(&t, i, LUN_BLOCK, "%u", e->block_size);
+		else
+			sptctl_table_set(&t, i, LUN_BLOCK, "-");
+		sptctl_table_set(&t, i, LUN_MODE, "%s", e->read_only ? "ro" : "rw");
+		sptctl_table_set(&t, i, LUN_STATE, "%s", e->state[0] ? e->state : "-");
+		sptctl_table_set(&t, i, LUN_BACKEND, "%s", e->backend[0] ? e->backend : "-");
+	}
+	status = sptctl_table_print(&t);
+	sptctl_table_free(&t);
+	return status;
+}
+
+static int sptctl_print_luns_json(const struct spt_ctl_lun *v, size_t n)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		const struct spt_ctl_lun *e = &v[i];
+
+		printf("%s\n  {", i ? "," : "");
+		sptctl_json_field("target", e->target_name, false);
+		printf("\"lun\": %llu, ", (unsigned long long)e->lun);
+		sptctl_json_field("backend", e->backend, false);
+		sptctl_json_field("state", e->state, false);
+		/* 0 on the wire means the daemon does not know */
+		sptctl_json_bytes("size_bytes", e->size_bytes, e->size_bytes != 0);
+		if (e->block_size)
+			printf("\"block_size\": %u, ", e->block_size);
+		else
+			printf("\"block_size\": null, ");
+		printf("\"read_only\": %s}", e->read_only ? "true" : "false");
+	}
+	printf("%s]\n", n ? "\n" : "");
+	return SPTCTL_OK;
+}
+
+static int sptctl_lun_list(struct sptctl *c, int argc, char **argv)
+{
+	struct spt_ctl_lun *v;
+	bool json;
+	size_t n;
+	int status;
+
+	if (sptctl_list_args("lun list", argc, argv, &json) < 0)
+		return SPTCTL_USAGE;
+	if (sptctl_connect(c, c->timeout_s ? c->timeout_s : SPTCTL_LIST_TIMEOUT_S) < 0)
+		return SPTCTL_UNREACHABLE;
+	status = sptctl_fetch_luns(c, &v, &n);
+	if (status != SPTCTL_OK)
+		return status;
+	status = json ? sptctl_print_luns_json(v, n) : sptctl_print_luns(v, n);
+	free(v);
+	return sptctl_flush(status);
 }
 
 /* ---- session stop ---- */
@@ -659,6 +1273,50 @@ static int sptctl_session_stop(struct sptctl *c, int argc, char **argv)
 	return status;
 }
 
+/* ---- commands ---- */
+
+struct sptctl_command {
+	const char *noun, *verb;
+	int (*run)(struct sptctl *c, int argc, char **argv);
+};
+
+static const struct sptctl_command sptctl_commands[] = {
+	{ "session", "list", sptctl_session_list },
+	{ "session", "stop", sptctl_session_stop },
+	{ "target", "list", sptctl_target_list },
+	{ "lun", "list", sptctl_lun_list },
+};
+#define SPTCTL_NCOMMANDS (sizeof(sptctl_commands) / sizeof(sptctl_commands[0]))
+
+/* The command argv[0] argv[1] names, or NULL after saying what exists. */
+static const struct sptctl_command *sptctl_find_command(int argc, char **argv)
+{
+	char verbs[128] = "";
+	bool noun_known = false;
+
+	for (size_t i = 0; i < SPTCTL_NCOMMANDS; i++) {
+		const struct sptctl_command *k = &sptctl_commands[i];
+		size_t o = strlen(verbs);
+
+		if (strcmp(argv[0], k->noun) != 0)
+			continue;
+		noun_known = true;
+		if (argc >= 2 && strcmp(argv[1], k->verb) == 0)
+			return k;
+		snprintf(verbs + o, sizeof(verbs) - o, "%s%s", o ? " or " : "", k->verb);
+	}
+	if (!noun_known) {
+		fprintf(stderr, "sptctl: unknown command '%s%s%s'\n", argv[0], argc > 1 ? " " : "",
+			argc > 1 ? argv[1] : "");
+		sptctl_usage(stderr);
+	} else if (argc < 2) {
+		fprintf(stderr, "sptctl: '%s' needs a subcommand (%s)\n", argv[0], verbs);
+	} else {
+		fprintf(stderr, "sptctl: unknown command '%s %s' (%s)\n", argv[0], argv[1], verbs);
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -669,6 +1327,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sptctl c = { .fd = -1 };
+	const struct sptctl_command *cmd;
 	int opt, status;
 
 	c.socket_path = getenv(SPTCTL_SOCKET_ENV);
@@ -705,23 +1364,15 @@ int main(int argc, char **argv)
 		sptctl_usage(stdout);
 		return SPTCTL_OK;
 	}
-	if (argc < 2 || strcmp(argv[0], "session") != 0) {
-		if (argc == 0)
-			fprintf(stderr, "sptctl: no command given\n");
-		else
-			fprintf(stderr, "sptctl: unknown command '%s%s%s'\n", argv[0], argc > 1 ? " " : "",
-				argc > 1 ? argv[1] : "");
+	if (argc == 0) {
+		fprintf(stderr, "sptctl: no command given\n");
 		sptctl_usage(stderr);
 		return SPTCTL_USAGE;
 	}
-	if (strcmp(argv[1], "list") == 0) {
-		status = sptctl_session_list(&c, argc - 2, argv + 2);
-	} else if (strcmp(argv[1], "stop") == 0) {
-		status = sptctl_session_stop(&c, argc - 2, argv + 2);
-	} else {
-		fprintf(stderr, "sptctl: unknown command 'session %s' (list or stop)\n", argv[1]);
-		status = SPTCTL_USAGE;
-	}
+	cmd = sptctl_find_command(argc, argv);
+	if (!cmd)
+		return SPTCTL_USAGE;
+	status = cmd->run(&c, argc - 2, argv + 2);
 	if (c.fd >= 0)
 		close(c.fd);
 	return status;

@@ -49,6 +49,10 @@ void spt_cmd_invalid_field_in_param(struct spt_cmd *cmd, bool descriptor, uint16
 /* Answers for a LUN the target does not have (SPC-4 / SAM-5): INQUIRY gets
  * peripheral qualifier 011b, REQUEST SENSE and others 05/25/00. */
 void spt_scsi_no_such_lun(struct spt_cmd *cmd);
+/* Answers for a LUN the target has but cannot serve now (its external
+ * provider is absent): INQUIRY peripheral qualifier 001b, REQUEST SENSE
+ * and others NOT READY, LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE (04/00). */
+void spt_scsi_lun_not_connected(struct spt_cmd *cmd);
 /* REPORT LUNS (SPC-4 6.33) from the list of LUN numbers the I_T nexus sees. */
 void spt_scsi_report_luns(struct spt_cmd *cmd, const uint64_t *luns, size_t nluns);
 
@@ -145,6 +149,10 @@ struct spt_bdev {
 	char target_name[224];		/* VPD 0x83 SCSI name string of the target port, may be empty */
 	struct spt_bdev_state *state;
 };
+
+/* Sets serial (VPD 0x80) and naa (VPD 0x83) from a name that identifies the
+ * backing store (SHA-256 of it), so they survive restarts. 0 or -1. */
+int spt_bdev_identity_from_name(struct spt_bdev *bdev, const char *name);
 
 /* Allocates the helper state (mode pages from write_cache etc.). 0 or -errno. */
 int spt_bdev_init(struct spt_bdev *bdev);

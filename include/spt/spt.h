@@ -52,6 +52,10 @@ struct spt_session_start {
 	char chap_user_name[SPT_CHAP_USER_MAX];	/* empty without CHAP */
 } __attribute__((packed));
 _Static_assert(sizeof(struct spt_session_start) == 16 + 64 + 512 + 256, "session_start size");
+_Static_assert(offsetof(struct spt_session_start, itnexus_handle) == 8, "session_start handle offset");
+_Static_assert(offsetof(struct spt_session_start, peer_address) == 16, "session_start peer offset");
+_Static_assert(offsetof(struct spt_session_start, itnexus) == 80, "session_start itnexus offset");
+_Static_assert(offsetof(struct spt_session_start, chap_user_name) == 592, "session_start chap offset");
 
 /* SESSION_END (0x101). */
 struct spt_session_end {
@@ -92,6 +96,8 @@ struct spt_tmf_wire {
 	uint64_t reference_task_cookie;	/* ABORT TASK: the task to abort */
 } __attribute__((packed));
 _Static_assert(sizeof(struct spt_tmf_wire) == 32, "tmf size");
+_Static_assert(offsetof(struct spt_tmf_wire, function) == 16, "tmf function offset");
+_Static_assert(offsetof(struct spt_tmf_wire, reference_task_cookie) == 24, "tmf ref cookie offset");
 
 enum spt_data_direction {
 	SPT_DIR_NONE = 0,
@@ -117,7 +123,11 @@ enum spt_task_attribute {
  * bytes before it arrived in earlier sequences. is_final marks the last one
  * (a command without data-out has one request with is_final = 1). A provider
  * completes a non-final sequence with status GOOD to ask for more, or with any
- * other status to end the command early.
+ * other status to end the command early. A command that ends after the
+ * provider accepted a sequence but before its final one reached the provider
+ * (connection lost, data sequence error, aborted between sequences) is
+ * followed by a TMF ABORT TASK naming its task_cookie, so the provider can
+ * drop what it kept for it.
  */
 struct spt_scsi_request {
 	uint64_t session_cookie;	/* ITNexusHandle of the session */
@@ -133,6 +143,10 @@ struct spt_scsi_request {
 	uint8_t cdb[SPT_CDB_MAX];
 } __attribute__((packed));
 _Static_assert(sizeof(struct spt_scsi_request) == 72, "scsi_request size");
+_Static_assert(offsetof(struct spt_scsi_request, lun) == 16, "scsi_request lun offset");
+_Static_assert(offsetof(struct spt_scsi_request, sequence_byte_offset) == 24, "scsi_request seq offset");
+_Static_assert(offsetof(struct spt_scsi_request, is_final) == 36, "scsi_request is_final offset");
+_Static_assert(offsetof(struct spt_scsi_request, cdb) == 40, "scsi_request cdb offset");
 
 #define SPT_SENSE_MAX 252
 
@@ -149,6 +163,8 @@ struct spt_scsi_completion {
 	uint8_t sense[SPT_SENSE_MAX];
 } __attribute__((packed));
 _Static_assert(sizeof(struct spt_scsi_completion) == 20 + SPT_SENSE_MAX, "completion size");
+_Static_assert(offsetof(struct spt_scsi_completion, scsi_status) == 16, "completion status offset");
+_Static_assert(offsetof(struct spt_scsi_completion, sense) == 20, "completion sense offset");
 
 enum spt_scsi_status {
 	SPT_STATUS_GOOD = 0x00,
@@ -160,6 +176,107 @@ enum spt_scsi_status {
 	SPT_STATUS_ACA_ACTIVE = 0x30,
 	SPT_STATUS_TASK_ABORTED = 0x40,
 };
+
+/* ------------------------------------------------------------------ */
+/* The provider socket: external providers (sptd --provider-socket)    */
+/* ------------------------------------------------------------------ */
+/*
+ * An external provider connects to sptd's --provider-socket (a Unix stream
+ * socket, mode 0600, peers checked with SO_PEERCRED) and serves one LUN: the
+ * one sptd declared with `--lun provider:NAME`. A process may open several
+ * connections for several LUNs. Every message is a struct spt_io_header
+ * followed by its payload, all little-endian. Bulk data never crosses the
+ * socket: sptd passes a memfd (SCM_RIGHTS, on the PROVIDER_REGISTER answer)
+ * that both sides map shared; each SCSI request names where its command's
+ * buffer lies in it.
+ *
+ * provider -> sptd
+ *   PROVIDER_REGISTER (0x110): struct spt_provider_register, the first frame
+ *       and only once. Answered with PROVIDER_REGISTER, ReturnCode (enum
+ *       spt_ctl_return_code: SPT_CTL_RC_SUCCESS, or UNKNOWN_PROVIDER when no
+ *       --lun names it, PROVIDER_IN_USE when another connection serves it,
+ *       VERSION, BAD_REQUEST) and on success struct spt_provider_registered
+ *       with the memfd attached. On failure sptd closes the connection.
+ *   SCSI_COMPLETION (0x104): struct spt_scsi_completion answering the
+ *       SCSI_REQUEST with the same task_cookie; data-in, if any, already
+ *       written into the command's buffer in the shared memory. ReturnCode 0;
+ *       any other value fails the command (CHECK CONDITION, HARDWARE ERROR,
+ *       LOGICAL UNIT COMMUNICATION FAILURE).
+ *   TMF (0x102): struct spt_wire_tmf answering sptd's TMF with the same
+ *       tmf_cookie, tmf.response filled.
+ *   SESSION_END (0x101): struct spt_session_end or struct
+ *       spt_ctl_session_stop: stop that session (Async Message, grace,
+ *       close). Answered with SESSION_END, the same handle and ReturnCode
+ *       SUCCESS once the stop has begun, or NO_SUCH_SESSION.
+ * sptd -> provider
+ *   SESSION_START (0x100), SESSION_END (0x101): notifications, not answered.
+ *       On registration sptd first sends SESSION_START for every session
+ *       that already reaches the LUN.
+ *   TMF (0x102): struct spt_wire_tmf; answer it. sptd answers the initiator
+ *       itself once Timeout seconds have passed without an answer, and then
+ *       fails the commands the TMF aborted (their late completions are
+ *       ignored).
+ *   SCSI_REQUEST (0x103): struct spt_wire_scsi_request; answer each with
+ *       one SCSI_COMPLETION. At most one request per task_cookie is
+ *       outstanding. A command with data-out comes once per data sequence
+ *       (see struct spt_scsi_request), always with the same buffer; the
+ *       bytes of earlier sequences stay in place. The header's Timeout is
+ *       the command timeout: a command not completed within it is failed to
+ *       the initiator (CHECK CONDITION, ABORTED COMMAND, LOGICAL UNIT
+ *       COMMUNICATION TIME-OUT 08/01) and its buffer stays reserved until
+ *       the late completion arrives or the provider disconnects.
+ * A frame sptd cannot accept (bad header, unknown cookie with a bad length,
+ * data_in_length beyond the buffer) ends the connection: its commands fail
+ * with CHECK CONDITION, ABORTED COMMAND, LOGICAL UNIT COMMUNICATION FAILURE
+ * (08/00), sessions stay, and the LUN answers NOT READY (04/00) until a
+ * provider registers under the name again.
+ */
+#define SPT_PROVIDER_VERSION 1
+#define SPT_PROVIDER_NAME_MAX 64	/* NUL included; [A-Za-z0-9._-] */
+#define SPT_PROVIDER_FRAME_MAX 4096	/* largest payload either side sends */
+
+enum spt_provider_control_code {
+	SPT_CC_PROVIDER_REGISTER = 0x110,
+};
+
+/* PROVIDER_REGISTER, provider -> sptd. */
+struct spt_provider_register {
+	uint32_t version;	/* SPT_PROVIDER_VERSION */
+	uint32_t flags;		/* 0 */
+	char name[SPT_PROVIDER_NAME_MAX];	/* the NAME of --lun provider:NAME */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_provider_register) == 72, "provider_register size");
+
+/* PROVIDER_REGISTER answer, sptd -> provider (memfd attached). */
+struct spt_provider_registered {
+	uint64_t lun;			/* the flat LUN number this connection serves */
+	uint64_t shm_size;		/* bytes of the memfd to mmap (MAP_SHARED) */
+	uint32_t max_transfer_bytes;	/* largest command buffer (buf_len) sptd sends */
+	uint32_t command_timeout;	/* seconds, as in each SCSI_REQUEST's Timeout */
+	uint16_t relative_port;		/* relative target port identifier (VPD 0x83) */
+	uint16_t tpgt;			/* target portal group tag */
+	uint32_t version;		/* SPT_PROVIDER_VERSION sptd speaks */
+	char target_name[224];		/* the target's iSCSI name (VPD 0x83), NUL-terminated */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_provider_registered) == 32 + 224, "provider_registered size");
+_Static_assert(offsetof(struct spt_provider_registered, target_name) == 32, "registered name offset");
+
+/* SCSI_REQUEST on the provider socket. */
+struct spt_wire_scsi_request {
+	struct spt_scsi_request req;
+	uint64_t data_offset;	/* where the command's buffer starts in the shared memory */
+	uint32_t buf_len;	/* its size: min(expected_length, max_transfer_bytes) */
+	uint32_t reserved;	/* 0 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_wire_scsi_request) == 88, "wire_scsi_request size");
+_Static_assert(offsetof(struct spt_wire_scsi_request, data_offset) == 72, "wire data_offset");
+
+/* TMF on the provider socket, both directions. */
+struct spt_wire_tmf {
+	uint64_t tmf_cookie;	/* sptd's; repeated in the answer */
+	struct spt_tmf_wire tmf;
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_wire_tmf) == 40, "wire_tmf size");
 
 /* ------------------------------------------------------------------ */
 /* In-process provider API                                              */
@@ -262,6 +379,10 @@ enum spt_ctl_return_code {
 	SPT_CTL_RC_BUSY = 7,		/* too many control clients at once */
 	SPT_CTL_RC_NO_MEMORY = 8,
 	SPT_CTL_RC_SHUTTING_DOWN = 9,	/* the daemon stopped before the request completed */
+	/* provider socket, PROVIDER_REGISTER */
+	SPT_CTL_RC_UNKNOWN_PROVIDER = 10,	/* no --lun provider:NAME has this name */
+	SPT_CTL_RC_PROVIDER_IN_USE = 11,	/* another connection serves this name */
+	SPT_CTL_RC_VERSION = 12,		/* version not spoken by this sptd */
 };
 
 #define SPT_CTL_REQUEST_MAX 65536	/* largest request payload the daemon reads */
@@ -339,6 +460,9 @@ struct spt_ctl_session {
 	char target_name[SPT_CTL_NAME_MAX];	/* empty for discovery */
 	char chap_user_name[SPT_CHAP_USER_MAX];	/* empty without CHAP */
 	struct spt_ctl_connection conns[SPT_CTL_CONNS_MAX];
+	/* appended for `sptctl session list` byte counters; SCSI payload only */
+	uint64_t bytes_read;		/* data-in bytes sent to the initiator */
+	uint64_t bytes_written;		/* data-out bytes received from the initiator */
 } __attribute__((packed));
 _Static_assert(offsetof(struct spt_ctl_session, isid) == 8, "ctl_session isid offset");
 _Static_assert(offsetof(struct spt_ctl_session, tsih) == 14, "ctl_session tsih offset");
@@ -347,7 +471,10 @@ _Static_assert(offsetof(struct spt_ctl_session, initiator_name) == 32, "ctl_sess
 _Static_assert(offsetof(struct spt_ctl_session, target_name) == 256, "ctl_session target offset");
 _Static_assert(offsetof(struct spt_ctl_session, chap_user_name) == 480, "ctl_session chap offset");
 _Static_assert(offsetof(struct spt_ctl_session, conns) == 736, "ctl_session conns offset");
-_Static_assert(sizeof(struct spt_ctl_session) == 736 + 8 * 72, "ctl_session size");
+_Static_assert(offsetof(struct spt_ctl_session, bytes_read) == 736 + 8 * 72, "ctl_session bytes_read offset");
+_Static_assert(offsetof(struct spt_ctl_session, bytes_written) == 736 + 8 * 72 + 8,
+	       "ctl_session bytes_written offset");
+_Static_assert(sizeof(struct spt_ctl_session) == 736 + 8 * 72 + 16, "ctl_session size");
 _Static_assert(sizeof(struct spt_ctl_session_list) +
 	       SPT_CTL_SESSION_PAGE_MAX * sizeof(struct spt_ctl_session) <= SPT_CTL_RESPONSE_MAX,
 	       "a full page fits in a response");
@@ -361,5 +488,142 @@ struct spt_ctl_session_stop {
 _Static_assert(sizeof(struct spt_ctl_session_stop) == 16, "ctl_session_stop size");
 _Static_assert(offsetof(struct spt_ctl_session_stop, itnexus_handle) ==
 	       offsetof(struct spt_session_end, itnexus_handle), "stop extends session_end");
+
+/* ------------------------------------------------------------------ */
+/* Control plane: targets and LUNs (sptctl target list, lun list)       */
+/* ------------------------------------------------------------------ */
+/*
+ * Two more requests on the control socket, framed, answered and refused
+ * like SESSION_LIST above:
+ *   TARGET_LIST (0x201): payload empty or struct spt_ctl_target_list_request;
+ *       response: struct spt_ctl_target_list, then `count` target records
+ *       by ascending name (bytewise). A record is a struct spt_ctl_target
+ *       (target_entry_length bytes), then its portal_count portals
+ *       (portal_entry_length bytes each, struct spt_ctl_portal), then its
+ *       initiator_count ACL entries (initiator_entry_length bytes each,
+ *       struct spt_ctl_initiator). No ACL entry: any initiator may log in.
+ *   LUN_LIST (0x202): payload empty or struct spt_ctl_lun_list_request;
+ *       response: struct spt_ctl_lun_list, then `count` entries of
+ *       entry_length bytes (struct spt_ctl_lun), by ascending target name,
+ *       then LUN number.
+ * Both are paged: `more` = 1 says entries beyond this page exist; ask again
+ * with the last entry's key as the cursor. A reader takes the first
+ * min(length, sizeof) bytes of each entry or part, so later versions may
+ * append fields; strings are NUL-terminated within their field.
+ */
+enum spt_ctl_inventory_code {
+	SPT_CC_TARGET_LIST = 0x201,
+	SPT_CC_LUN_LIST = 0x202,
+};
+
+#define SPT_CTL_PORTAL_MAX 80		/* "[2001:db8::1]:3260", NUL included */
+#define SPT_CTL_BACKEND_MAX 256		/* "file:/srv/a.img", "provider:ram0", NUL included */
+#define SPT_CTL_LUN_STATE_MAX 32	/* "online", "no provider", NUL included */
+#define SPT_CTL_TARGET_PAGE_MAX 64	/* target records per TARGET_LIST response (fewer if
+					 * they would exceed SPT_CTL_RESPONSE_MAX) */
+#define SPT_CTL_LUN_PAGE_MAX 1024	/* entries per LUN_LIST response */
+
+/* TARGET_LIST request (Length 0 means after_name "", max_entries 0). */
+struct spt_ctl_target_list_request {
+	char after_name[SPT_CTL_NAME_MAX];	/* only targets whose name sorts after this
+						 * ("": from the first) */
+	uint32_t max_entries;	/* 0 or more than the page: SPT_CTL_TARGET_PAGE_MAX */
+	uint32_t reserved;	/* 0 */
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_target_list_request, max_entries) == 224,
+	       "target_list_request max_entries offset");
+_Static_assert(sizeof(struct spt_ctl_target_list_request) == 232, "target_list_request size");
+
+/* TARGET_LIST response payload header. */
+struct spt_ctl_target_list {
+	uint32_t count;			/* target records that follow */
+	uint32_t target_entry_length;	/* sizeof(struct spt_ctl_target) today */
+	uint32_t portal_entry_length;	/* sizeof(struct spt_ctl_portal) today */
+	uint32_t initiator_entry_length;	/* sizeof(struct spt_ctl_initiator) today */
+	uint32_t total;			/* targets in the daemon when the page was made */
+	uint8_t more;			/* 1: targets sorting after the last one exist */
+	uint8_t reserved[3];
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_target_list, total) == 16, "target_list total offset");
+_Static_assert(sizeof(struct spt_ctl_target_list) == 24, "target_list size");
+
+enum spt_ctl_target_flags {
+	SPT_CTL_TARGET_CHAP = 1u << 0,		/* normal sessions must authenticate with CHAP */
+	SPT_CTL_TARGET_MUTUAL_CHAP = 1u << 1,	/* the target proves itself when asked */
+};
+
+/* One target: what `sptctl target list` shows. */
+struct spt_ctl_target {
+	char name[SPT_CTL_NAME_MAX];	/* the target's iSCSI name */
+	uint16_t tpgt;			/* target portal group tag */
+	uint16_t flags;			/* enum spt_ctl_target_flags */
+	uint32_t lun_count;		/* LUNs the target serves */
+	uint32_t session_count;		/* sessions logged in to it now */
+	uint32_t portal_count;		/* struct spt_ctl_portal parts after this entry */
+	uint32_t initiator_count;	/* struct spt_ctl_initiator parts after the portals;
+					 * 0: any initiator may log in */
+	uint32_t reserved;
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_target, tpgt) == 224, "ctl_target tpgt offset");
+_Static_assert(offsetof(struct spt_ctl_target, lun_count) == 228, "ctl_target lun_count offset");
+_Static_assert(offsetof(struct spt_ctl_target, portal_count) == 236, "ctl_target portal_count offset");
+_Static_assert(offsetof(struct spt_ctl_target, initiator_count) == 240,
+	       "ctl_target initiator_count offset");
+_Static_assert(sizeof(struct spt_ctl_target) == 248, "ctl_target size");
+
+/* A portal (listen address) the target is reached on. */
+struct spt_ctl_portal {
+	char address[SPT_CTL_PORTAL_MAX];	/* "0.0.0.0:3260", "[::1]:3260" */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_portal) == 80, "ctl_portal size");
+
+/* An initiator the target's ACL allows. */
+struct spt_ctl_initiator {
+	char name[SPT_CTL_NAME_MAX];
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_initiator) == 224, "ctl_initiator size");
+
+/* LUN_LIST request (Length 0 means from the first, max_entries 0). */
+struct spt_ctl_lun_list_request {
+	char after_target[SPT_CTL_NAME_MAX];	/* only LUNs after (after_target, after_lun) in
+						 * the list's order ("": from the first) */
+	uint64_t after_lun;
+	uint32_t max_entries;	/* 0 or more than the page: SPT_CTL_LUN_PAGE_MAX */
+	uint32_t reserved;	/* 0 */
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_lun_list_request, after_lun) == 224,
+	       "lun_list_request after_lun offset");
+_Static_assert(sizeof(struct spt_ctl_lun_list_request) == 240, "lun_list_request size");
+
+/* LUN_LIST response payload header. */
+struct spt_ctl_lun_list {
+	uint32_t count;		/* entries that follow */
+	uint32_t entry_length;	/* bytes per entry: sizeof(struct spt_ctl_lun) today */
+	uint32_t total;		/* LUNs in the daemon when the page was made */
+	uint8_t more;		/* 1: LUNs after the last entry exist */
+	uint8_t reserved[3];
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_lun_list) == 16, "lun_list size");
+
+/* One LUN: what `sptctl lun list` shows. */
+struct spt_ctl_lun {
+	char target_name[SPT_CTL_NAME_MAX];
+	uint64_t lun;			/* flat LUN number */
+	uint64_t size_bytes;		/* 0: not known to the daemon */
+	uint32_t block_size;		/* logical block size; 0: not known */
+	uint8_t read_only;		/* 1: writes are refused */
+	uint8_t reserved[3];
+	char state[SPT_CTL_LUN_STATE_MAX];	/* "online"; "no provider" (NOT READY) ... */
+	char backend[SPT_CTL_BACKEND_MAX];	/* "file:/srv/a.img", "provider:ram0" */
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_lun, lun) == 224, "ctl_lun lun offset");
+_Static_assert(offsetof(struct spt_ctl_lun, size_bytes) == 232, "ctl_lun size offset");
+_Static_assert(offsetof(struct spt_ctl_lun, block_size) == 240, "ctl_lun block_size offset");
+_Static_assert(offsetof(struct spt_ctl_lun, state) == 248, "ctl_lun state offset");
+_Static_assert(offsetof(struct spt_ctl_lun, backend) == 280, "ctl_lun backend offset");
+_Static_assert(sizeof(struct spt_ctl_lun) == 536, "ctl_lun size");
+_Static_assert(sizeof(struct spt_ctl_lun_list) +
+	       SPT_CTL_LUN_PAGE_MAX * sizeof(struct spt_ctl_lun) <= SPT_CTL_RESPONSE_MAX,
+	       "a full LUN page fits in a response");
 
 #endif

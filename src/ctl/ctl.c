@@ -214,6 +214,132 @@ out:
 	free(payload);
 }
 
+/* Bytes a target's record takes on the wire: entry, portals, ACL names. */
+static size_t client_target_record_len(const struct spt_ctl_target *t)
+{
+	return sizeof(struct spt_ctl_target) + t->portal_count * sizeof(struct spt_ctl_portal) +
+	       (size_t)t->initiator_count * sizeof(struct spt_ctl_initiator);
+}
+
+static void client_target_list(struct ctl_client *c)
+{
+	struct spt_ctl_target_list_request req;
+	struct spt_ctl_target_list lh;
+	struct iscsi_admin_target *v = NULL;
+	const char **portals = NULL;
+	uint8_t *payload = NULL;
+	char why[CTL_WHY_MAX];
+	uint32_t rc, total;
+	size_t max, n, nportals, len, off;
+	bool more;
+
+	rc = ctl_target_list_request_decode(c->rx.payload, c->rx.h.length, &req, why, sizeof(why));
+	if (rc) {
+		client_error(c, SPT_CC_TARGET_LIST, rc, "%s", why);
+		goto out;
+	}
+	max = req.max_entries == 0 || req.max_entries > SPT_CTL_TARGET_PAGE_MAX ?
+	      SPT_CTL_TARGET_PAGE_MAX : req.max_entries;
+	nportals = iscsi_admin_portals(c->cs->admin, NULL, 0);
+	v = calloc(max, sizeof(*v));
+	portals = calloc(nportals ? nportals : 1, sizeof(*portals));
+	if (!v || !portals) {
+		client_error(c, SPT_CC_TARGET_LIST, SPT_CTL_RC_NO_MEMORY, "out of memory");
+		goto out;
+	}
+	iscsi_admin_portals(c->cs->admin, portals, nportals);
+	n = iscsi_admin_target_list(c->cs->admin, req.after_name, v, max, &total, &more);
+	/* records vary in size: the page ends before the one that would pass
+	 * SPT_CTL_RESPONSE_MAX (admin.c asserts one always fits) */
+	len = sizeof(lh);
+	for (size_t i = 0; i < n; i++) {
+		size_t rl = client_target_record_len(&v[i].info);
+
+		if (len + rl > SPT_CTL_RESPONSE_MAX) {
+			n = i;
+			more = true;
+			break;
+		}
+		len += rl;
+	}
+	payload = malloc(len);
+	if (!payload) {
+		client_error(c, SPT_CC_TARGET_LIST, SPT_CTL_RC_NO_MEMORY, "out of memory");
+		goto out;
+	}
+	memset(&lh, 0, sizeof(lh));
+	lh.count = (uint32_t)n;
+	lh.target_entry_length = sizeof(struct spt_ctl_target);
+	lh.portal_entry_length = sizeof(struct spt_ctl_portal);
+	lh.initiator_entry_length = sizeof(struct spt_ctl_initiator);
+	lh.total = total;
+	lh.more = more;
+	ctl_target_list_encode(payload, &lh);
+	off = sizeof(lh);
+	for (size_t i = 0; i < n; i++) {
+		const struct iscsi_admin_target *t = &v[i];
+
+		ctl_target_encode(payload + off, &t->info);
+		off += sizeof(struct spt_ctl_target);
+		for (uint32_t k = 0; k < t->info.portal_count; k++) {
+			/* the count and the array come from one snapshot */
+			ctl_string_encode(payload + off, SPT_CTL_PORTAL_MAX,
+					  k < nportals ? portals[k] : "");
+			off += sizeof(struct spt_ctl_portal);
+		}
+		for (uint32_t k = 0; k < t->info.initiator_count; k++) {
+			ctl_string_encode(payload + off, SPT_CTL_NAME_MAX, t->initiators[k]);
+			off += sizeof(struct spt_ctl_initiator);
+		}
+	}
+	client_reply(c, SPT_CC_TARGET_LIST, SPT_CTL_RC_SUCCESS, payload, (uint32_t)off);
+out:
+	free(v);
+	free(portals);
+	free(payload);
+}
+
+static void client_lun_list(struct ctl_client *c)
+{
+	struct spt_ctl_lun_list_request req;
+	struct spt_ctl_lun_list lh;
+	struct spt_ctl_lun *v = NULL;
+	uint8_t *payload = NULL;
+	char why[CTL_WHY_MAX];
+	uint32_t rc, total;
+	size_t max, n;
+	bool more;
+
+	rc = ctl_lun_list_request_decode(c->rx.payload, c->rx.h.length, &req, why, sizeof(why));
+	if (rc) {
+		client_error(c, SPT_CC_LUN_LIST, rc, "%s", why);
+		goto out;
+	}
+	max = req.max_entries == 0 || req.max_entries > SPT_CTL_LUN_PAGE_MAX ?
+	      SPT_CTL_LUN_PAGE_MAX : req.max_entries;
+	v = calloc(max, sizeof(*v));
+	/* the page bound keeps this within SPT_CTL_RESPONSE_MAX (spt.h asserts it) */
+	payload = malloc(sizeof(lh) + max * sizeof(*v));
+	if (!v || !payload) {
+		client_error(c, SPT_CC_LUN_LIST, SPT_CTL_RC_NO_MEMORY, "out of memory");
+		goto out;
+	}
+	n = iscsi_admin_lun_list(c->cs->admin, req.after_target, req.after_lun, v, max, &total, &more);
+	memset(&lh, 0, sizeof(lh));
+	lh.count = (uint32_t)n;
+	lh.entry_length = sizeof(*v);
+	lh.total = total;
+	lh.more = more;
+	ctl_lun_list_encode(payload, &lh);
+	for (size_t i = 0; i < n; i++)
+		ctl_lun_encode(payload + sizeof(lh) + i * sizeof(*v), &v[i]);
+	client_reply(c, SPT_CC_LUN_LIST, SPT_CTL_RC_SUCCESS, payload,
+		     (uint32_t)(sizeof(lh) + n * sizeof(*v)));
+out:
+	free(v);
+	free(payload);
+}
+
 static void client_stop_done(void *arg, uint64_t handle, uint32_t rc)
 {
 	struct ctl_client *c = arg;
@@ -293,6 +419,12 @@ static void client_request(struct ctl_client *c)
 		break;
 	case SPT_CC_SESSION_END:
 		client_session_stop(c);
+		break;
+	case SPT_CC_TARGET_LIST:
+		client_target_list(c);
+		break;
+	case SPT_CC_LUN_LIST:
+		client_lun_list(c);
 		break;
 	default:
 		client_error(c, h->control_code, SPT_CTL_RC_UNSUPPORTED,

@@ -3,7 +3,7 @@
  * 0600, served on the event loop. Peers must be root or the daemon's own
  * user (SO_PEERCRED). Each client sends pass-through frames (struct
  * spt_io_header + payload, include/spt/spt.h) and gets one response frame
- * per request: SESSION_LIST and SESSION_END today.
+ * per request: SESSION_LIST, SESSION_END, TARGET_LIST and LUN_LIST.
  */
 #ifndef CTL_CTL_H
 #define CTL_CTL_H

@@ -236,11 +236,12 @@ int ctl_session_list_decode(const uint8_t *p, uint32_t len, struct spt_ctl_sessi
 	out->count = le32toh(out->count);
 	out->entry_length = le32toh(out->entry_length);
 	out->total = le32toh(out->total);
-	/* entries only ever grow: a shorter one lacks fields we print */
-	if (out->entry_length < sizeof(struct spt_ctl_session) ||
-	    out->entry_length > SPT_CTL_RESPONSE_MAX) {
-		snprintf(why, whylen, "SESSION_LIST entry length %u, expected at least %zu",
-			 out->entry_length, sizeof(struct spt_ctl_session));
+	/* entries only ever grow: one shorter than the first version lacks
+	 * fields we print (the byte counters came later; a reader checks
+	 * CTL_SESSION_HAS_BYTES) */
+	if (out->entry_length < CTL_SESSION_V1_LEN || out->entry_length > SPT_CTL_RESPONSE_MAX) {
+		snprintf(why, whylen, "SESSION_LIST entry length %u, expected at least %u",
+			 out->entry_length, CTL_SESSION_V1_LEN);
 		return -1;
 	}
 	/* count * entry_length computed in 64 bits: both are 32-bit */
@@ -275,6 +276,8 @@ void ctl_session_encode(uint8_t out[sizeof(struct spt_ctl_session)], const struc
 	w.reserved = htole32(s->reserved);
 	for (size_t i = 0; i < SPT_CTL_CONNS_MAX; i++)
 		ctl_conn_to_wire(&w.conns[i]);
+	w.bytes_read = htole64(s->bytes_read);
+	w.bytes_written = htole64(s->bytes_written);
 	memcpy(out, &w, sizeof(w));
 }
 
@@ -295,6 +298,281 @@ void ctl_session_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_
 	out->chap_user_name[sizeof(out->chap_user_name) - 1] = '\0';
 	for (size_t i = 0; i < SPT_CTL_CONNS_MAX; i++)
 		ctl_conn_from_wire(&out->conns[i]);
+	out->bytes_read = le64toh(out->bytes_read);
+	out->bytes_written = le64toh(out->bytes_written);
+}
+
+/* A cursor name from outside: it must end within its field. */
+static bool ctl_field_terminated(const char *f, size_t len)
+{
+	return memchr(f, '\0', len) != NULL;
+}
+
+uint32_t ctl_target_list_request_decode(const uint8_t *p, uint32_t len,
+					struct spt_ctl_target_list_request *out, char *why,
+					size_t whylen)
+{
+	memset(out, 0, sizeof(*out));
+	if (len == 0)
+		return SPT_CTL_RC_SUCCESS;
+	if (len != sizeof(*out)) {
+		snprintf(why, whylen, "TARGET_LIST payload of %u bytes, expected 0 or %zu", len,
+			 sizeof(*out));
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	memcpy(out, p, sizeof(*out));
+	out->max_entries = le32toh(out->max_entries);
+	out->reserved = le32toh(out->reserved);
+	if (!ctl_field_terminated(out->after_name, sizeof(out->after_name))) {
+		snprintf(why, whylen, "TARGET_LIST after_name has no NUL within %zu bytes",
+			 sizeof(out->after_name));
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	/* reserved fields are 0 so that a later version can give them meaning */
+	if (out->reserved != 0) {
+		snprintf(why, whylen, "TARGET_LIST reserved field is not 0");
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	return SPT_CTL_RC_SUCCESS;
+}
+
+void ctl_target_list_request_encode(uint8_t out[sizeof(struct spt_ctl_target_list_request)],
+				    const struct spt_ctl_target_list_request *r)
+{
+	struct spt_ctl_target_list_request w = *r;
+
+	w.max_entries = htole32(r->max_entries);
+	w.reserved = htole32(r->reserved);
+	memcpy(out, &w, sizeof(w));
+}
+
+uint32_t ctl_lun_list_request_decode(const uint8_t *p, uint32_t len,
+				     struct spt_ctl_lun_list_request *out, char *why, size_t whylen)
+{
+	memset(out, 0, sizeof(*out));
+	if (len == 0)
+		return SPT_CTL_RC_SUCCESS;
+	if (len != sizeof(*out)) {
+		snprintf(why, whylen, "LUN_LIST payload of %u bytes, expected 0 or %zu", len,
+			 sizeof(*out));
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	memcpy(out, p, sizeof(*out));
+	out->after_lun = le64toh(out->after_lun);
+	out->max_entries = le32toh(out->max_entries);
+	out->reserved = le32toh(out->reserved);
+	if (!ctl_field_terminated(out->after_target, sizeof(out->after_target))) {
+		snprintf(why, whylen, "LUN_LIST after_target has no NUL within %zu bytes",
+			 sizeof(out->after_target));
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	if (out->reserved != 0) {
+		snprintf(why, whylen, "LUN_LIST reserved field is not 0");
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	return SPT_CTL_RC_SUCCESS;
+}
+
+void ctl_lun_list_request_encode(uint8_t out[sizeof(struct spt_ctl_lun_list_request)],
+				 const struct spt_ctl_lun_list_request *r)
+{
+	struct spt_ctl_lun_list_request w = *r;
+
+	w.after_lun = htole64(r->after_lun);
+	w.max_entries = htole32(r->max_entries);
+	w.reserved = htole32(r->reserved);
+	memcpy(out, &w, sizeof(w));
+}
+
+void ctl_target_list_encode(uint8_t out[sizeof(struct spt_ctl_target_list)],
+			    const struct spt_ctl_target_list *l)
+{
+	struct spt_ctl_target_list w = *l;
+
+	w.count = htole32(l->count);
+	w.target_entry_length = htole32(l->target_entry_length);
+	w.portal_entry_length = htole32(l->portal_entry_length);
+	w.initiator_entry_length = htole32(l->initiator_entry_length);
+	w.total = htole32(l->total);
+	memcpy(out, &w, sizeof(w));
+}
+
+/* One part length of a list header: at least the first version's size
+ * (shorter lacks fields we print), at most a response. */
+static int ctl_part_length_check(const char *what, uint32_t have, size_t min, char *why,
+				 size_t whylen)
+{
+	if (have < min || have > SPT_CTL_RESPONSE_MAX) {
+		snprintf(why, whylen, "%s length %u, expected at least %zu", what, have, min);
+		return -1;
+	}
+	return 0;
+}
+
+int ctl_target_list_decode(const uint8_t *p, uint32_t len, struct spt_ctl_target_list *out,
+			   char *why, size_t whylen)
+{
+	if (len < sizeof(*out)) {
+		snprintf(why, whylen, "TARGET_LIST response of %u bytes, shorter than its header", len);
+		return -1;
+	}
+	memcpy(out, p, sizeof(*out));
+	out->count = le32toh(out->count);
+	out->target_entry_length = le32toh(out->target_entry_length);
+	out->portal_entry_length = le32toh(out->portal_entry_length);
+	out->initiator_entry_length = le32toh(out->initiator_entry_length);
+	out->total = le32toh(out->total);
+	if (ctl_part_length_check("TARGET_LIST target entry", out->target_entry_length,
+				  sizeof(struct spt_ctl_target), why, whylen) < 0 ||
+	    ctl_part_length_check("TARGET_LIST portal entry", out->portal_entry_length,
+				  sizeof(struct spt_ctl_portal), why, whylen) < 0 ||
+	    ctl_part_length_check("TARGET_LIST initiator entry", out->initiator_entry_length,
+				  sizeof(struct spt_ctl_initiator), why, whylen) < 0)
+		return -1;
+	/* every record holds at least its entry: a count the payload cannot
+	 * hold is refused before anything is walked or allocated for it */
+	if ((uint64_t)out->count * out->target_entry_length > len - sizeof(*out)) {
+		snprintf(why, whylen, "TARGET_LIST says %u targets, payload has %zu bytes", out->count,
+			 len - sizeof(*out));
+		return -1;
+	}
+	return 0;
+}
+
+void ctl_target_encode(uint8_t out[sizeof(struct spt_ctl_target)], const struct spt_ctl_target *t)
+{
+	struct spt_ctl_target w = *t;
+
+	w.tpgt = htole16(t->tpgt);
+	w.flags = htole16(t->flags);
+	w.lun_count = htole32(t->lun_count);
+	w.session_count = htole32(t->session_count);
+	w.portal_count = htole32(t->portal_count);
+	w.initiator_count = htole32(t->initiator_count);
+	w.reserved = htole32(t->reserved);
+	memcpy(out, &w, sizeof(w));
+}
+
+int ctl_target_decode(const uint8_t *p, size_t avail, const struct spt_ctl_target_list *l,
+		      struct spt_ctl_target *out, size_t *record_len, char *why, size_t whylen)
+{
+	size_t n = l->target_entry_length < sizeof(*out) ? l->target_entry_length : sizeof(*out);
+	uint64_t need;
+
+	if (avail < l->target_entry_length) {
+		snprintf(why, whylen, "TARGET_LIST target entry cut short (%zu of %u bytes)", avail,
+			 l->target_entry_length);
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	memcpy(out, p, n);
+	out->name[sizeof(out->name) - 1] = '\0';
+	out->tpgt = le16toh(out->tpgt);
+	out->flags = le16toh(out->flags);
+	out->lun_count = le32toh(out->lun_count);
+	out->session_count = le32toh(out->session_count);
+	out->portal_count = le32toh(out->portal_count);
+	out->initiator_count = le32toh(out->initiator_count);
+	out->reserved = le32toh(out->reserved);
+	/* 32-bit counts times lengths bounded by the response size: no
+	 * overflow in 64 bits */
+	need = (uint64_t)l->target_entry_length +
+	       (uint64_t)out->portal_count * l->portal_entry_length +
+	       (uint64_t)out->initiator_count * l->initiator_entry_length;
+	if (need > avail) {
+		snprintf(why, whylen, "TARGET_LIST target with %u portals and %u initiators needs %llu "
+			 "bytes, %zu left", out->portal_count, out->initiator_count,
+			 (unsigned long long)need, avail);
+		return -1;
+	}
+	*record_len = (size_t)need;
+	return 0;
+}
+
+const uint8_t *ctl_target_portal_at(const uint8_t *p, const struct spt_ctl_target_list *l,
+				    uint32_t i)
+{
+	return p + l->target_entry_length + (size_t)i * l->portal_entry_length;
+}
+
+const uint8_t *ctl_target_initiator_at(const uint8_t *p, const struct spt_ctl_target_list *l,
+				       const struct spt_ctl_target *t, uint32_t i)
+{
+	return p + l->target_entry_length + (size_t)t->portal_count * l->portal_entry_length +
+	       (size_t)i * l->initiator_entry_length;
+}
+
+void ctl_string_encode(uint8_t *out, size_t field_len, const char *s)
+{
+	size_t n = strnlen(s, field_len - 1);
+
+	memset(out, 0, field_len);
+	memcpy(out, s, n);
+}
+
+void ctl_string_decode(const uint8_t *p, uint32_t part_length, size_t field_len, char *out)
+{
+	size_t n = part_length < field_len ? part_length : field_len;
+
+	memset(out, 0, field_len);
+	memcpy(out, p, n);
+	out[field_len - 1] = '\0';
+}
+
+void ctl_lun_list_encode(uint8_t out[sizeof(struct spt_ctl_lun_list)], const struct spt_ctl_lun_list *l)
+{
+	struct spt_ctl_lun_list w = *l;
+
+	w.count = htole32(l->count);
+	w.entry_length = htole32(l->entry_length);
+	w.total = htole32(l->total);
+	memcpy(out, &w, sizeof(w));
+}
+
+int ctl_lun_list_decode(const uint8_t *p, uint32_t len, struct spt_ctl_lun_list *out, char *why,
+			size_t whylen)
+{
+	if (len < sizeof(*out)) {
+		snprintf(why, whylen, "LUN_LIST response of %u bytes, shorter than its header", len);
+		return -1;
+	}
+	memcpy(out, p, sizeof(*out));
+	out->count = le32toh(out->count);
+	out->entry_length = le32toh(out->entry_length);
+	out->total = le32toh(out->total);
+	if (ctl_part_length_check("LUN_LIST entry", out->entry_length, sizeof(struct spt_ctl_lun), why,
+				  whylen) < 0)
+		return -1;
+	if ((uint64_t)out->count * out->entry_length != len - sizeof(*out)) {
+		snprintf(why, whylen, "LUN_LIST says %u entries of %u bytes, payload has %zu",
+			 out->count, out->entry_length, len - sizeof(*out));
+		return -1;
+	}
+	return 0;
+}
+
+void ctl_lun_encode(uint8_t out[sizeof(struct spt_ctl_lun)], const struct spt_ctl_lun *e)
+{
+	struct spt_ctl_lun w = *e;
+
+	w.lun = htole64(e->lun);
+	w.size_bytes = htole64(e->size_bytes);
+	w.block_size = htole32(e->block_size);
+	memcpy(out, &w, sizeof(w));
+}
+
+void ctl_lun_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_lun *out)
+{
+	size_t n = entry_length < sizeof(*out) ? entry_length : sizeof(*out);
+
+	memset(out, 0, sizeof(*out));
+	memcpy(out, p, n);
+	out->lun = le64toh(out->lun);
+	out->size_bytes = le64toh(out->size_bytes);
+	out->block_size = le32toh(out->block_size);
+	out->target_name[sizeof(out->target_name) - 1] = '\0';
+	out->state[sizeof(out->state) - 1] = '\0';
+	out->backend[sizeof(out->backend) - 1] = '\0';
 }
 
 void ctl_message_decode(const uint8_t *p, uint32_t len, char *out, size_t outlen)
@@ -331,6 +609,12 @@ const char *ctl_return_code_name(uint32_t rc)
 		return "out of memory";
 	case SPT_CTL_RC_SHUTTING_DOWN:
 		return "daemon shutting down";
+	case SPT_CTL_RC_UNKNOWN_PROVIDER:
+		return "no LUN is served by a provider of this name";
+	case SPT_CTL_RC_PROVIDER_IN_USE:
+		return "another provider serves this name";
+	case SPT_CTL_RC_VERSION:
+		return "provider protocol version not supported";
 	default:
 		return "unknown error";
 	}

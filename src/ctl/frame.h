@@ -80,6 +80,60 @@ void ctl_session_encode(uint8_t out[sizeof(struct spt_ctl_session)], const struc
  * string ends within its field. */
 void ctl_session_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_session *out);
 
+/* Entries of the first SESSION_LIST version end where the byte counters
+ * begin: a reader accepts them and knows the counters are absent. */
+#define CTL_SESSION_V1_LEN ((uint32_t)offsetof(struct spt_ctl_session, bytes_read))
+#define CTL_SESSION_HAS_BYTES(entry_length) \
+	((entry_length) >= offsetof(struct spt_ctl_session, bytes_written) + sizeof(uint64_t))
+
+/* TARGET_LIST and LUN_LIST requests: SPT_CTL_RC_SUCCESS or
+ * SPT_CTL_RC_BAD_REQUEST with why (wrong length, reserved field set, a
+ * cursor name without its NUL). */
+uint32_t ctl_target_list_request_decode(const uint8_t *p, uint32_t len,
+					struct spt_ctl_target_list_request *out, char *why,
+					size_t whylen);
+void ctl_target_list_request_encode(uint8_t out[sizeof(struct spt_ctl_target_list_request)],
+				    const struct spt_ctl_target_list_request *r);
+uint32_t ctl_lun_list_request_decode(const uint8_t *p, uint32_t len,
+				     struct spt_ctl_lun_list_request *out, char *why, size_t whylen);
+void ctl_lun_list_request_encode(uint8_t out[sizeof(struct spt_ctl_lun_list_request)],
+				 const struct spt_ctl_lun_list_request *r);
+
+/*
+ * TARGET_LIST response: the header, then per target its entry, its portals
+ * and its ACL names (include/spt/spt.h). The decoder checks the header
+ * against the payload; ctl_target_decode checks one record against the
+ * bytes left (avail) and says how long it is, so a reader walks the
+ * records and finds where every part lies without trusting a count.
+ */
+void ctl_target_list_encode(uint8_t out[sizeof(struct spt_ctl_target_list)],
+			    const struct spt_ctl_target_list *l);
+int ctl_target_list_decode(const uint8_t *p, uint32_t len, struct spt_ctl_target_list *out,
+			   char *why, size_t whylen);
+void ctl_target_encode(uint8_t out[sizeof(struct spt_ctl_target)], const struct spt_ctl_target *t);
+/* 0 with *record_len (entry + portals + ACL names, <= avail), or -1 with why. */
+int ctl_target_decode(const uint8_t *p, size_t avail, const struct spt_ctl_target_list *l,
+		      struct spt_ctl_target *out, size_t *record_len, char *why, size_t whylen);
+/* Where portal i / ACL name i of a record starting at p lies (checked by
+ * ctl_target_decode: i < the entry's count). */
+const uint8_t *ctl_target_portal_at(const uint8_t *p, const struct spt_ctl_target_list *l,
+				    uint32_t i);
+const uint8_t *ctl_target_initiator_at(const uint8_t *p, const struct spt_ctl_target_list *l,
+				       const struct spt_ctl_target *t, uint32_t i);
+/* A NUL-terminated string in a zero-filled field of `field_len` bytes
+ * (cut, still terminated, if longer). */
+void ctl_string_encode(uint8_t *out, size_t field_len, const char *s);
+/* The string of a part of part_length bytes whose field is field_len
+ * bytes: it ends within both. */
+void ctl_string_decode(const uint8_t *p, uint32_t part_length, size_t field_len, char *out);
+
+/* LUN_LIST response, like SESSION_LIST. */
+void ctl_lun_list_encode(uint8_t out[sizeof(struct spt_ctl_lun_list)], const struct spt_ctl_lun_list *l);
+int ctl_lun_list_decode(const uint8_t *p, uint32_t len, struct spt_ctl_lun_list *out, char *why,
+			size_t whylen);
+void ctl_lun_encode(uint8_t out[sizeof(struct spt_ctl_lun)], const struct spt_ctl_lun *e);
+void ctl_lun_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_lun *out);
+
 /* The text of an error response: printable ASCII up to the first NUL (or
  * the end), anything else shown as '?'. Empty if len is 0. */
 void ctl_message_decode(const uint8_t *p, uint32_t len, char *out, size_t outlen);

@@ -1,5 +1,6 @@
 /*
- * Session administration: the session list for the control plane, and
+ * Session administration: the session, target and LUN lists for the
+ * control plane, and
  * SESSION_END received by the target (from sptctl or a provider): RFC 7143
  * 11.9.1 Async Message "target requests Logout" on every connection of the
  * session, a bounded grace time, then the session is closed whatever the
@@ -20,6 +21,15 @@
 _Static_assert(ISCSI_NAME_MAX + 1 <= SPT_CTL_NAME_MAX, "an iSCSI name fits the list entry");
 _Static_assert(sizeof(((struct iscsi_conn *)0)->peer) <= SPT_PEER_ADDRESS_MAX,
 	       "a peer address fits the list entry");
+_Static_assert(sizeof(((struct iscsi_portal *)0)->text) <= SPT_CTL_PORTAL_MAX,
+	       "a portal fits its TARGET_LIST part");
+_Static_assert(SPT_LUN_DESC_MAX <= SPT_CTL_BACKEND_MAX, "a LUN's backend fits the list entry");
+/* the largest target record the daemon can make fits one response, so a
+ * page always holds at least one */
+_Static_assert(sizeof(struct spt_ctl_target_list) + sizeof(struct spt_ctl_target) +
+	       ISCSI_MAX_PORTALS * sizeof(struct spt_ctl_portal) +
+	       ISCSI_MAX_ALLOW * sizeof(struct spt_ctl_initiator) <= SPT_CTL_RESPONSE_MAX,
+	       "a target record fits in a response");
 
 /* One stop in progress, or one more requester waiting for it. */
 struct admin_stop {
@@ -158,6 +168,8 @@ static void admin_describe(const struct iscsi_admin *a, struct iscsi_session *s,
 	snprintf(out->initiator_name, sizeof(out->initiator_name), "%s", s->params.initiator_name);
 	snprintf(out->target_name, sizeof(out->target_name), "%s", s->target ? s->target->name : "");
 	snprintf(out->chap_user_name, sizeof(out->chap_user_name), "%s", s->chap_user);
+	out->bytes_read = s->bytes_read;
+	out->bytes_written = s->bytes_written;
 	list_for_each_safe(n, tmp, &s->conns) {
 		const struct iscsi_conn *c = list_entry(n, struct iscsi_conn, sess_node);
 
@@ -209,6 +221,133 @@ size_t iscsi_admin_session_list(struct iscsi_admin *a, uint64_t after, struct sp
 	*more = nv > ret;
 out:
 	free(v);
+	return ret;
+}
+
+size_t iscsi_admin_portals(struct iscsi_admin *a, const char **out, size_t max)
+{
+	const struct iscsi_server *srv = a->srv;
+
+	for (size_t i = 0; i < srv->nportals && i < max; i++)
+		out[i] = srv->portals[i].text;
+	return srv->nportals;
+}
+
+static int admin_target_by_name(const void *x, const void *y)
+{
+	return strcmp((*(struct iscsi_target *const *)x)->name, (*(struct iscsi_target *const *)y)->name);
+}
+
+/* The daemon's targets sorted by name: the order both lists page in. */
+static size_t admin_targets_sorted(const struct iscsi_server *srv,
+				   struct iscsi_target *v[ISCSI_MAX_TARGETS])
+{
+	size_t n = srv->ntargets < ISCSI_MAX_TARGETS ? srv->ntargets : ISCSI_MAX_TARGETS;
+
+	memcpy(v, srv->targets, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), admin_target_by_name);
+	return n;
+}
+
+static void admin_describe_target(const struct iscsi_server *srv, struct iscsi_target *t,
+				  struct iscsi_admin_target *out)
+{
+	struct list_node *n, *tmp;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->info.name, sizeof(out->info.name), "%s", t->name);
+	out->info.tpgt = t->tpgt;
+	/* CHAP is the server's, applied to every target's normal sessions */
+	if (srv->limits.chap_normal)
+		out->info.flags |= SPT_CTL_TARGET_CHAP;
+	if (srv->chap.target.set)
+		out->info.flags |= SPT_CTL_TARGET_MUTUAL_CHAP;
+	out->info.lun_count = (uint32_t)t->luns.count;
+	list_for_each_safe(n, tmp, &((struct iscsi_server *)srv)->sessions)
+		if (list_entry(n, struct iscsi_session, srv_node)->target == t)
+			out->info.session_count++;
+	/* every portal serves every target (one portal group) */
+	out->info.portal_count = (uint32_t)srv->nportals;
+	out->info.initiator_count = (uint32_t)t->nallow;
+	out->initiators = (const char *const *)t->allow;
+}
+
+size_t iscsi_admin_target_list(struct iscsi_admin *a, const char *after,
+			       struct iscsi_admin_target *out, size_t max, uint32_t *total,
+			       bool *more)
+{
+	struct iscsi_target *v[ISCSI_MAX_TARGETS];
+	size_t nv = admin_targets_sorted(a->srv, v), first = 0, ret = 0;
+
+	*total = (uint32_t)nv;
+	/* names are unique: a page boundary neither repeats nor skips one */
+	while (first < nv && strcmp(v[first]->name, after) <= 0)
+		first++;
+	for (size_t i = first; i < nv && ret < max; i++)
+		admin_describe_target(a->srv, v[i], &out[ret++]);
+	*more = first + ret < nv;
+	return ret;
+}
+
+static int admin_lun_by_number(const void *x, const void *y)
+{
+	uint64_t a = (*(const struct spt_lun *const *)x)->lun;
+	uint64_t b = (*(const struct spt_lun *const *)y)->lun;
+
+	return a < b ? -1 : a > b;
+}
+
+static void admin_describe_lun(const struct iscsi_target *t, const struct spt_lun *l,
+			       struct spt_ctl_lun *out)
+{
+	struct spt_lun_status st;
+
+	memset(&st, 0, sizeof(st));
+	/* a provider that says nothing serves, as far as the daemon knows */
+	st.state = "online";
+	if (l->status)
+		l->status(l->ctx, &st);
+	st.backend[sizeof(st.backend) - 1] = '\0';
+	memset(out, 0, sizeof(*out));
+	snprintf(out->target_name, sizeof(out->target_name), "%s", t->name);
+	out->lun = l->lun;
+	out->size_bytes = st.size_bytes;
+	out->block_size = st.block_size;
+	out->read_only = st.read_only;
+	snprintf(out->state, sizeof(out->state), "%s", st.state ? st.state : "unknown");
+	snprintf(out->backend, sizeof(out->backend), "%s", st.backend[0] ? st.backend : l->desc);
+}
+
+size_t iscsi_admin_lun_list(struct iscsi_admin *a, const char *after_target, uint64_t after_lun,
+			    struct spt_ctl_lun *out, size_t max, uint32_t *total, bool *more)
+{
+	struct iscsi_target *v[ISCSI_MAX_TARGETS];
+	const struct spt_lun *luns[SPT_MAX_LUNS];
+	size_t nv = admin_targets_sorted(a->srv, v), ret = 0;
+
+	*total = 0;
+	*more = false;
+	for (size_t i = 0; i < nv; i++)
+		*total += (uint32_t)v[i]->luns.count;
+	for (size_t i = 0; i < nv; i++) {
+		int c = strcmp(v[i]->name, after_target);
+		size_t nl = v[i]->luns.count < SPT_MAX_LUNS ? v[i]->luns.count : SPT_MAX_LUNS;
+
+		if (c < 0)
+			continue;
+		for (size_t k = 0; k < nl; k++)
+			luns[k] = &v[i]->luns.luns[k];
+		qsort(luns, nl, sizeof(luns[0]), admin_lun_by_number);
+		for (size_t k = 0; k < nl; k++) {
+			if (c == 0 && luns[k]->lun <= after_lun)
+				continue;
+			if (ret == max) {
+				*more = true;
+				return ret;
+			}
+			admin_describe_lun(v[i], luns[k], &out[ret++]);
+		}
+	}
 	return ret;
 }
 

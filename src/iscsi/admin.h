@@ -1,9 +1,10 @@
 /*
- * Session administration for the control plane: a snapshot of the sessions
- * as struct spt_ctl_session, and stopping one session by ITNexusHandle
- * (SESSION_END sent to the target: Async logout request, bounded grace,
- * then every connection closed). Keeps callers (src/ctl/) away from the
- * engine's internals.
+ * Session administration for the control plane: snapshots of the sessions
+ * (struct spt_ctl_session), the targets (struct spt_ctl_target with their
+ * portals and ACLs) and the LUNs (struct spt_ctl_lun), and stopping one
+ * session by ITNexusHandle (SESSION_END sent to the target: Async logout
+ * request, bounded grace, then every connection closed). Keeps callers
+ * (src/ctl/) away from the engine's internals.
  */
 #ifndef ISCSI_ADMIN_H
 #define ISCSI_ADMIN_H
@@ -39,6 +40,39 @@ uint32_t iscsi_admin_default_grace(const struct iscsi_admin *a);
  */
 size_t iscsi_admin_session_list(struct iscsi_admin *a, uint64_t after, struct spt_ctl_session *out,
 				size_t max, uint32_t *total, bool *more);
+
+/* One target as the control plane shows it. */
+struct iscsi_admin_target {
+	struct spt_ctl_target info;	/* host order; portal_count: iscsi_admin_portals() */
+	/* info.initiator_count ACL names; the daemon's, valid until the
+	 * loop runs again */
+	const char *const *initiators;
+};
+
+/*
+ * The portals every target is reached on (the daemon's --listen), as
+ * given. Fills up to max of out (may be NULL with max 0) with strings
+ * valid until the loop runs again; returns how many there are.
+ */
+size_t iscsi_admin_portals(struct iscsi_admin *a, const char **out, size_t max);
+
+/*
+ * Up to max targets whose name sorts (bytewise) after `after` ("": from the
+ * first), by ascending name. *total: targets in the daemon; *more: some
+ * beyond the last one returned.
+ */
+size_t iscsi_admin_target_list(struct iscsi_admin *a, const char *after,
+			       struct iscsi_admin_target *out, size_t max, uint32_t *total,
+			       bool *more);
+
+/*
+ * Up to max LUNs after (after_target, after_lun) by ascending target name,
+ * then LUN number; after_target "" starts at the first. The state, backend
+ * and geometry come from the LUN's provider (struct spt_lun_status); one
+ * that tells nothing shows its description as backend and "online".
+ */
+size_t iscsi_admin_lun_list(struct iscsi_admin *a, const char *after_target, uint64_t after_lun,
+			    struct spt_ctl_lun *out, size_t max, uint32_t *total, bool *more);
 
 /*
  * SESSION_END for the session with this handle: asks its initiator to log

@@ -275,6 +275,9 @@ struct iscsi_session {
 	int nconns;
 	struct list_node task_free;	/* recycled task structs */
 	char chap_user[SPT_CHAP_USER_MAX];
+	/* SCSI payload moved, for the control plane (sptctl session list) */
+	uint64_t bytes_read;		/* data-in queued to the initiator */
+	uint64_t bytes_written;		/* data-out (immediate, unsolicited, solicited) taken in */
 };
 
 /* conn.c */

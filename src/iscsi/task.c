@@ -42,6 +42,10 @@ static void task_free(struct iscsi_task *t)
 	struct iscsi_session *s = t->sess;
 	struct iscsi_conn *conn = t->conn;
 
+	/* the provider may hold state (an external one: a shared buffer)
+	 * for a command whose final sequence it never got */
+	if (t->accepted && !t->cmd.req.is_final)
+		spt_dispatch_task_abandoned(&s->target->luns, &t->cmd);
 	list_del(&t->sess_node);
 	if (list_linked(&t->order_node))
 		list_del(&t->order_node);
@@ -183,6 +187,7 @@ void iscsi_task_cmd_received(struct iscsi_task *t)
 
 	if (t->write && !t->oversize) {
 		t->received = t->conn->rx_dsl;
+		s->bytes_written += t->conn->rx_dsl;	/* immediate data */
 		if (t->received >= t->unsol_len) {
 			t->unsol_done = true;
 			t->burst_end = t->received;
@@ -358,6 +363,7 @@ void iscsi_task_data_received(struct iscsi_task *t, const struct iscsi_data_out 
 	uint32_t ttt = pdu_get32(h->ttt);
 
 	t->received += dsl;
+	t->sess->bytes_written += dsl;
 	t->out_datasn++;
 	if (ttt == ISCSI_RESERVED_TAG) {
 		if (t->received >= t->unsol_len || (h->flags & ISCSI_FLAG_FINAL)) {
@@ -473,6 +479,7 @@ static void task_send_response(struct iscsi_task *t)
 		tx->task = t;
 		t->tx_refs++;
 		iscsi_tx_queue(conn, tx);
+		t->sess->bytes_read += len;
 		off += len;
 	}
 	if (collapse)

@@ -885,29 +885,27 @@ struct spt_bdev *file_lun_bdev(const struct spt_lun *lun)
 	return lun->ops == &file_provider_ops ? &fl->bdev : NULL;
 }
 
+/* For `sptctl lun list`: the geometry as served now (a resize changes it). */
+static void file_status(void *ctx, struct spt_lun_status *st)
+{
+	const struct file_lun *lun = ctx;
+	int n = snprintf(st->backend, sizeof(st->backend), "%s:%s",
+			 lun->is_blockdev ? "blockdev" : "file", lun->path);
+
+	/* a path longer than the field still shows it was cut */
+	if (n >= (int)sizeof(st->backend))
+		memcpy(st->backend + sizeof(st->backend) - 4, "...", 4);
+	st->state = "online";
+	st->size_bytes = lun->bdev.num_blocks * lun->bdev.block_size;
+	st->block_size = lun->bdev.block_size;
+	st->read_only = lun->bdev.read_only;
+}
+
 /* ------------------------------------------------------------------ */
 /* Opening                                                              */
 /* ------------------------------------------------------------------ */
 
 /* VPD 0x80 / 0x83 identity from a name that survives restarts. */
-static int file_identity(struct spt_bdev *bdev, const char *name, char *err, size_t errlen)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	uint64_t h = 0;
-
-	if (!EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL) || mdlen < 8) {
-		file_seterr(err, errlen, "SHA-256 of the path failed");
-		return -1;
-	}
-	for (int i = 0; i < 8; i++)
-		h = h << 8 | md[i];
-	/* SPC-4 7.8.6.6.3: NAA 3h (locally assigned), 60 bits ours */
-	bdev->naa = (0x3ULL << 60) | (h & ((1ULL << 60) - 1));
-	snprintf(bdev->serial, sizeof(bdev->serial), "%016" PRIx64, h);
-	return 0;
-}
-
 /* Whether the filesystem can deallocate: a hole punched past the end of the
  * file (KEEP_SIZE) touches no data, and fails with EOPNOTSUPP where punching
  * is unsupported. */
@@ -1145,8 +1143,10 @@ int file_lun_open(struct ev_loop *loop, const struct file_lun_config *cfg, uint6
 		file_seterr(err, errlen, "%s: realpath: %s", cfg->path, strerror(errno));
 		goto fail;
 	}
-	if (file_identity(&lun->bdev, idname, err, errlen) < 0)
+	if (spt_bdev_identity_from_name(&lun->bdev, idname) < 0) {
+		file_seterr(err, errlen, "SHA-256 of the path failed");
 		goto fail;
+	}
 
 	lun->bdev.ops = &file_bdev_ops;
 	lun->bdev.ctx = lun;
@@ -1173,6 +1173,7 @@ int file_lun_open(struct ev_loop *loop, const struct file_lun_config *cfg, uint6
 	out->lun = lun_no;
 	out->ops = &file_provider_ops;
 	out->ctx = lun;
+	out->status = file_status;
 	ret = snprintf(out->desc, sizeof(out->desc), "%s:%s (%" PRIu64 " x %u)%s",
 		       lun->is_blockdev ? "blockdev" : "file", cfg->path, lun->bdev.num_blocks,
 		       lun->bdev.block_size, cfg->read_only ? " ro" : "");

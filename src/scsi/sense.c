@@ -158,7 +158,7 @@ static void sense_data_in(struct spt_cmd *cmd, const void *data, uint32_t len)
 	cmd->cpl.scsi_status = SPT_STATUS_GOOD;
 }
 
-static void spt_scsi_no_such_lun_inquiry(struct spt_cmd *cmd)
+static void spt_scsi_no_such_lun_inquiry(struct spt_cmd *cmd, uint8_t qualifier_type)
 {
 	const uint8_t *cdb = cmd->req.cdb;
 	uint8_t data[NO_LUN_INQUIRY_LEN];
@@ -167,8 +167,9 @@ static void spt_scsi_no_such_lun_inquiry(struct spt_cmd *cmd)
 
 	memset(data, 0, sizeof(data));
 	/* SPC-4 6.6.2: peripheral qualifier 011b, device type 1Fh: the target
-	 * cannot support a device on this logical unit. */
-	data[0] = 0x7f;
+	 * cannot support a device on this logical unit; or 001b: it can, but
+	 * the device is not connected now */
+	data[0] = qualifier_type;
 	if (cdb[1] & 0x02) {
 		/* SPC-4 6.6.1: CMDDT is obsolete and must be zero. */
 		spt_cmd_invalid_field_in_cdb(cmd, false, 1, 1);
@@ -200,33 +201,45 @@ static void spt_scsi_no_such_lun_inquiry(struct spt_cmd *cmd)
 	sense_data_in(cmd, data, len < alloc ? len : alloc);
 }
 
-void spt_scsi_no_such_lun(struct spt_cmd *cmd)
+/* INQUIRY and REQUEST SENSE answered with data, anything else with the
+ * sense as CHECK CONDITION. */
+static void spt_scsi_lun_absent(struct spt_cmd *cmd, uint8_t qualifier_type, uint8_t key,
+				uint8_t asc, uint8_t ascq)
 {
 	const uint8_t *cdb = cmd->req.cdb;
 
 	switch (cdb[0]) {
 	case OP_INQUIRY:
-		spt_scsi_no_such_lun_inquiry(cmd);
+		spt_scsi_no_such_lun_inquiry(cmd, qualifier_type);
 		break;
 	case OP_REQUEST_SENSE: {
-		/* SPC-4 6.39: REQUEST SENSE to a LUN that is not there returns
-		 * the LOGICAL UNIT NOT SUPPORTED sense as data, status GOOD. */
+		/* SPC-4 6.39: REQUEST SENSE returns the sense the LUN would
+		 * report as data, status GOOD. */
 		uint8_t sense[SENSE_BUILD_MAX];
 		uint32_t alloc = cdb[4];
-		uint32_t len = (uint32_t)spt_sense_build(sense, sizeof(sense), cdb[1] & 0x01,
-							 SPT_KEY_ILLEGAL_REQUEST,
-							 ASC_LU_NOT_SUPPORTED, 0x00, NULL);
+		uint32_t len = (uint32_t)spt_sense_build(sense, sizeof(sense), cdb[1] & 0x01, key,
+							 asc, ascq, NULL);
 
 		sense_data_in(cmd, sense, len < alloc ? len : alloc);
 		break;
 	}
 	default:
-		/* SAM-5 5.9.5 / SPC-4 4.5: any other command to an
-		 * inaccessible LUN. */
-		spt_cmd_check_condition(cmd, false, SPT_KEY_ILLEGAL_REQUEST,
-					ASC_LU_NOT_SUPPORTED, 0x00, NULL);
+		/* SAM-5 5.9.5 / SPC-4 4.5 */
+		spt_cmd_check_condition(cmd, false, key, asc, ascq, NULL);
 		break;
 	}
+}
+
+void spt_scsi_no_such_lun(struct spt_cmd *cmd)
+{
+	spt_scsi_lun_absent(cmd, 0x7f, SPT_KEY_ILLEGAL_REQUEST, ASC_LU_NOT_SUPPORTED, 0x00);
+}
+
+void spt_scsi_lun_not_connected(struct spt_cmd *cmd)
+{
+	/* SPC-4 6.6.2 qualifier 001b, direct-access block device; 04/00
+	 * LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE */
+	spt_scsi_lun_absent(cmd, 0x20, SPT_KEY_NOT_READY, 0x04, 0x00);
 }
 
 /* SAM-5 4.7: a single-level LUN in the smallest address method it fits. */

@@ -1,5 +1,7 @@
 #include "spt/dispatch.h"
 
+#include <stdlib.h>
+
 #include <spt/scsi.h>
 
 #define SCSI_OP_REPORT_LUNS 0xa0
@@ -59,6 +61,30 @@ bool spt_dispatch_tmf(const struct spt_lun_map *map, struct spt_tmf *tmf)
 		return false;
 	l->ops->tmf(l->ctx, tmf);
 	return true;
+}
+
+static void spt_dispatch_free_tmf(struct spt_tmf *tmf)
+{
+	free(tmf);
+}
+
+void spt_dispatch_task_abandoned(const struct spt_lun_map *map, const struct spt_cmd *cmd)
+{
+	const struct spt_lun *l = spt_lun_find(map, cmd->req.lun);
+	struct spt_tmf *tmf;
+
+	if (!l)
+		return;
+	tmf = calloc(1, sizeof(*tmf));
+	if (!tmf)
+		return;	/* the provider keeps its state until the session ends */
+	tmf->w.itnexus_handle = cmd->req.session_cookie;
+	tmf->w.lun = cmd->req.lun;
+	tmf->w.function = SPT_TMF_ABORT_TASK;
+	tmf->w.response = SPT_TMF_RSP_COMPLETE;
+	tmf->w.reference_task_cookie = cmd->req.task_cookie;
+	tmf->done = spt_dispatch_free_tmf;
+	l->ops->tmf(l->ctx, tmf);
 }
 
 void spt_lun_map_close(struct spt_lun_map *map)

@@ -25,6 +25,11 @@ void spt_dispatch_session_end(const struct spt_lun_map *map, uint64_t itnexus_ha
 /* Hands a TMF to the provider of tmf->w.lun; false if there is no such LUN
  * (the TMF is then not completed by anyone: the caller answers it). */
 bool spt_dispatch_tmf(const struct spt_lun_map *map, struct spt_tmf *tmf);
+/* A task whose earlier data sequences the provider accepted ended before
+ * its final one reached it (connection lost, data sequence error, aborted
+ * between sequences): the provider gets ABORT TASK for it, so it can drop
+ * what it kept (the response is not used). */
+void spt_dispatch_task_abandoned(const struct spt_lun_map *map, const struct spt_cmd *cmd);
 /* Closes every provider LUN (flushes backing stores). */
 void spt_lun_map_close(struct spt_lun_map *map);
 

@@ -34,6 +34,7 @@ static inline void list_del(struct list_node *n)
 
 #define list_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 #define list_first(h, type, member) list_entry((h)->next, type, member)
+#define list_for_each(pos, h) for (pos = (h)->next; pos != (h); pos = pos->next)
 #define list_for_each_safe(pos, tmp, h) \
 	for (pos = (h)->next, tmp = pos->next; pos != (h); pos = tmp, tmp = pos->next)
 

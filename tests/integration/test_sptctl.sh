@@ -1,10 +1,13 @@
 #!/bin/bash
 # sptctl against a live sptd: the control socket (mode 0600, peers checked
-# with SO_PEERCRED), `session list` as a table and as JSON, `session stop`
-# (the initiator gets the Async Message asking it to log out; a session
-# that does not log out is closed after the grace time; other sessions go
-# on), unknown handles, a missing socket, malformed frames and too many
-# clients, none of which may hurt the daemon.
+# with SO_PEERCRED), `session list` as a table and as JSON with the bytes
+# each session read and wrote, `target list` and `lun list` (tables and
+# JSON: portals, LUN and session counts, ACL, CHAP; backend, state, size,
+# block size, read-only), `session stop` (the initiator gets the Async
+# Message asking it to log out; a session that does not log out is closed
+# after the grace time; other sessions go on), unknown handles, a missing
+# socket, malformed frames and too many clients, none of which may hurt the
+# daemon.
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 spt_init sptctl
@@ -13,6 +16,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SPTCTL=${SPTCTL:-$(dirname "$SPTD")/sptctl}
 MiB=1048576
 GRACE=2
+# what the "io" initiator moves: 1.1M written (several R2T bursts after the
+# immediate data), 3.0M read (several Data-In PDUs)
+IO_WRITE=$((MiB + 128 * 1024))
+IO_READ=$((3 * MiB))
 
 if [ ! -x "$SPTCTL" ]; then
 	fail "sptctl binary $SPTCTL exists and is executable"
@@ -25,9 +32,11 @@ fi
 #   ignore  do not log out: wait for the target to close the connection
 #   busy    keep writing and reading while ignoring the request
 #   second  ignore the first request, log out at the second (a shutdown's)
+#   io      write IO_WRITE bytes and read IO_READ bytes of LUN 0 (after a
+#           TEST UNIT READY that takes the unit attention), then as obey
 # Lines on stdout: LOGGED_IN local=ADDR:PORT isid=0x..., ASYNC event=E
 # param3=P, LOGOUT response=R, CLOSED after=SECONDS (since the Async),
-# IO_ERROR ..., DONE.
+# IO_ERROR ..., IO_DONE, DONE.
 cat >"$SPT_TMP/initiator.py" <<'EOF'
 import socket, struct, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -55,6 +64,17 @@ def recv(timeout=None):
 
 s.conn.recv_pdu = recv
 deadline = time.time() + limit
+if mode == "io":
+    # SCSI payload only is counted: the status, sense and the TEST UNIT
+    # READY (no data) add nothing to the session's byte counters
+    nw, nr = int(sys.argv[8]), int(sys.argv[9])
+    st, _, _ = s.scsi_retry_ua(b"\0" * 6)
+    st2, _, _ = s.scsi(si.cdb_write10(0, nw // 512), write=bytes([0xa5]) * nw)
+    st3, back, _ = s.scsi(si.cdb_read10(0, nr // 512), read_len=nr)
+    if st or st2 or st3 or len(back) != nr:
+        print("IO_ERROR status %d/%d/%d, read %d" % (st, st2, st3, len(back)), flush=True)
+    print("IO_DONE", flush=True)
+    mode = "obey"
 try:
     while time.time() < deadline:
         if mode == "busy":
@@ -85,7 +105,7 @@ initiator() {
 	local name=$1 mode=$2 out=$SPT_TMP/$1.out deadline
 	: >"$out"
 	python3 "$SPT_TMP/initiator.py" "$HERE" "$SPT_HOST" "$SPT_PORT" "$SPT_TARGET" \
-		"iqn.2026-11.org.spt:$name" "$mode" "$(spt_t 60)" >"$out" 2>&1 &
+		"iqn.2026-11.org.spt:$name" "$mode" "$(spt_t 60)" "$IO_WRITE" "$IO_READ" >"$out" 2>&1 &
 	INIT_PID=$!
 	deadline=$((SECONDS + $(spt_t 10)))
 	while ! grep -q '^LOGGED_IN' "$out" && kill -0 $INIT_PID 2>/dev/null && [ $SECONDS -lt $deadline ]; do
@@ -119,14 +139,23 @@ now_ms() {
 # --- the command line without a daemon ----------------------------------------------
 check "sptctl --help exits 0" "$SPTCTL" --help
 out=$("$SPTCTL" --help 2>&1)
-if grep -q 'session list' <<<"$out" && grep -q 'session stop HANDLE' <<<"$out"; then
-	pass "sptctl --help names session list and session stop"
+if grep -q 'session list' <<<"$out" && grep -q 'session stop HANDLE' <<<"$out" &&
+	grep -q 'target list \[--json\]' <<<"$out" && grep -q 'lun list \[--json\]' <<<"$out"; then
+	pass "sptctl --help names session list, session stop, target list and lun list"
 else
-	fail "sptctl --help names session list and session stop"
+	fail "sptctl --help names session list, session stop, target list and lun list"
+fi
+out=$("$SPTCTL" help 2>&1)
+rc=$?
+if [ $rc = 0 ] && grep -q 'lun list' <<<"$out"; then
+	pass "sptctl help prints the usage too"
+else
+	fail "sptctl help prints the usage too (exit $rc)"
 fi
 for args in "" "frobnicate" "session" "session frob" "session list --frob" "session stop" \
 	"session stop not-a-handle" "session stop 0x12345678901234567" "session stop 1 --grace 601" \
-	"--timeout 0 session list"; do
+	"--timeout 0 session list" "target" "target frob" "target list --frob" "target list x" \
+	"lun" "lun stop" "lun list --json --frob"; do
 	# shellcheck disable=SC2086
 	"$SPTCTL" --socket "$SPT_TMP/none.sock" $args >/dev/null 2>"$SPT_TMP/err"
 	rc=$?
@@ -145,6 +174,18 @@ if [ $rc = 3 ] && grep -q "cannot connect to $SPT_TMP/none.sock" <<<"$out"; then
 else
 	fail "missing socket: exit 3 with 'cannot connect' (exit $rc: $out)"
 fi
+for cmd in "target list" "lun list --json"; do
+	# shellcheck disable=SC2086
+	"$SPTCTL" --socket "$SPT_TMP/none.sock" $cmd >"$SPT_TMP/out" 2>"$SPT_TMP/err"
+	rc=$?
+	if [ $rc = 3 ] && [ ! -s "$SPT_TMP/out" ] && [ "$(wc -l <"$SPT_TMP/err")" = 1 ] &&
+		grep -q "^sptctl: cannot connect to $SPT_TMP/none.sock" "$SPT_TMP/err"; then
+		pass "missing socket, '$cmd': exit 3, one line on stderr, nothing on stdout"
+	else
+		fail "missing socket, '$cmd': exit 3, one line on stderr, nothing on stdout (exit $rc)"
+		spt_show "$SPT_TMP/err"
+	fi
+done
 # what a killed daemon leaves: a socket file nobody listens on
 python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()' \
 	"$SPT_TMP/stale.sock"
@@ -159,11 +200,14 @@ fi
 # --- a daemon with a control socket ---------------------------------------------------
 img=$SPT_TMP/lun.img
 spt_mkimg "$img" $((64 * MiB))
+# LUN 1: another size and block size, read-only (so it must exist already)
+img2=$SPT_TMP/lun1.img
+spt_mkimg "$img2" $((16 * MiB))
 ddir=$SPT_TMP/d1
 mkdir -p "$ddir"
 CTL=$ddir/control.sock
 if ! spt_start --dir "$ddir" --no-control -- --lun "$img,size=$((64 * MiB))" \
-	--control "$CTL" --logout-grace $GRACE; then
+	--lun "$img2,block_size=4096,ro" --control "$CTL" --logout-grace $GRACE; then
 	spt_finish
 fi
 
@@ -193,7 +237,7 @@ IGNORE_PID=$INIT_PID
 table=$(ctl session list 2>&1)
 rc=$?
 hdr=$(head -n 1 <<<"$table")
-if [ $rc = 0 ] && [[ $hdr == HANDLE*TSIH*TYPE*STATE*INITIATOR*ISID*TARGET*"CHAP USER"*CMDS*CONNECTIONS ]]; then
+if [ $rc = 0 ] && [[ $hdr == HANDLE*TSIH*TYPE*STATE*INITIATOR*ISID*TARGET*"CHAP USER"*CMDS*READ*WRITTEN*CONNECTIONS ]]; then
 	pass "session list prints a table with its header"
 else
 	fail "session list prints a table with its header (exit $rc)"
@@ -204,13 +248,13 @@ for name in obey ignore; do
 	local_addr=$(sed -n 's/^LOGGED_IN local=\([^ ]*\) .*/\1/p' "$SPT_TMP/$name.out")
 	isid=$(sed -n 's/^LOGGED_IN .* isid=\(0x[0-9a-f]*\)/\1/p' "$SPT_TMP/$name.out")
 	line=$(grep "iqn.2026-11.org.spt:$name " <<<"$table")
-	if ! grep -Eq "^0x[0-9a-f]{16} +0x[0-9a-f]{4} +normal +active +iqn.2026-11.org.spt:$name +$isid +$SPT_TARGET +- +0 +$local_addr\$" <<<"$line"; then
+	if ! grep -Eq "^0x[0-9a-f]{16} +0x[0-9a-f]{4} +normal +active +iqn.2026-11.org.spt:$name +$isid +$SPT_TARGET +- +0 +0 +0 +$local_addr\$" <<<"$line"; then
 		ok=0
 		echo "    | expected $name with ISID $isid from $local_addr in: $line"
 	fi
 done
 if [ $ok = 1 ]; then
-	pass "session list shows both sessions: handle, TSIH, type, state, initiator, ISID, target, CHAP user, commands, peer"
+	pass "session list shows both sessions: handle, TSIH, type, state, initiator, ISID, target, CHAP user, commands, bytes read and written (0), peer"
 else
 	fail "session list shows both sessions with their fields"
 	spt_show - <<<"$table"
@@ -243,12 +287,86 @@ for out in sys.argv[3:]:
     assert isinstance(s["tsih"], int) and s["tsih"] > 0, s
     assert s["type"] == "normal" and s["state"] == "active", s
     assert s["chap_user"] == "" and s["commands_in_flight"] == 0, s
+    assert s["bytes_read"] == 0 and s["bytes_written"] == 0, s
     assert s["peer_address"] == local and s["connection_count"] == 1, s
     assert s["connections"] == [{"cid": 0, "peer_address": local, "state": "full-feature"}], s
 EOF
-	pass "session list --json: an array of objects with handle, initiator, isid, target, tsih, type, state, chap_user, peer and connections"
+	pass "session list --json: an array of objects with handle, initiator, isid, target, tsih, type, state, chap_user, bytes_read, bytes_written, peer and connections"
 else
 	fail "session list --json has the expected fields"
+	spt_show - <<<"$json"
+fi
+
+# --- target list and lun list ------------------------------------------------------------
+# misaligned_at TABLE HEADER: the rows whose cell in column HEADER does not
+# start where the header's does (empty when the column lines up)
+misaligned_at() {
+	awk -v h="$2" 'NR == 1 { c = index($0, h); next }
+		c == 0 || substr($0, c, 1) == " " || (c > 1 && substr($0, c - 1, 1) != " ") { print }' <<<"$1"
+}
+table=$(ctl target list 2>&1)
+rc=$?
+if [ $rc = 0 ] && [[ $(head -n 1 <<<"$table") =~ ^TARGET\ +TPGT\ +PORTALS\ +LUNS\ +SESSIONS\ +ACL\ +CHAP$ ]] &&
+	[ "$(wc -l <<<"$table")" = 2 ] &&
+	[ "$(sed -n 2p <<<"$table" | tr -s ' ')" = "$SPT_TARGET 1 $SPT_HOST:$SPT_PORT 2 2 any no" ]; then
+	pass "target list: the target with TPGT 1, its portal, 2 LUNs, 2 sessions, any initiator, no CHAP"
+else
+	fail "target list shows the target with TPGT, portal, LUNs, sessions, CHAP and ACL (exit $rc)"
+	spt_show - <<<"$table"
+fi
+if [ -z "$(misaligned_at "$table" PORTALS)" ] && [ -z "$(misaligned_at "$table" ACL)" ]; then
+	pass "target list columns are aligned"
+else
+	fail "target list columns are aligned"
+	spt_show - <<<"$table"
+fi
+json=$(ctl target list --json 2>&1)
+if python3 - "$json" "$SPT_TARGET" "$SPT_HOST:$SPT_PORT" <<'EOF'; then
+import json, sys
+v = json.loads(sys.argv[1])
+assert v == [{"name": sys.argv[2], "tpgt": 1, "portals": [sys.argv[3]], "lun_count": 2,
+              "session_count": 2, "chap_required": False, "mutual_chap": False,
+              "any_initiator": True, "allowed_initiators": []}], v
+EOF
+	pass "target list --json: name, tpgt, portals, lun_count, session_count, chap_required, any_initiator, allowed_initiators"
+else
+	fail "target list --json has the expected fields"
+	spt_show - <<<"$json"
+fi
+
+table=$(ctl lun list 2>&1)
+rc=$?
+if [ $rc = 0 ] && [[ $(head -n 1 <<<"$table") =~ ^TARGET\ +LUN\ +BACKEND\ +STATE\ +SIZE\ +BLOCK\ +MODE$ ]] &&
+	[ "$(wc -l <<<"$table")" = 3 ] &&
+	[ "$(sed -n 2p <<<"$table" | tr -s ' ')" = "$SPT_TARGET 0 file:$img online 64.0M 512 rw" ] &&
+	[ "$(sed -n 3p <<<"$table" | tr -s ' ')" = "$SPT_TARGET 1 file:$img2 online 16.0M 4096 ro" ]; then
+	pass "lun list: file backends online, LUN 0 64.0M in 512-byte blocks read-write, LUN 1 16.0M in 4096-byte blocks read-only"
+else
+	fail "lun list shows both LUNs with size, block size, mode, state and backend (exit $rc)"
+	spt_show - <<<"$table"
+fi
+if [ -z "$(misaligned_at "$table" BACKEND)" ] && [ -z "$(misaligned_at "$table" STATE)" ] &&
+	[ -z "$(misaligned_at "$table" MODE)" ]; then
+	pass "lun list columns are aligned"
+else
+	fail "lun list columns are aligned"
+	spt_show - <<<"$table"
+fi
+json=$(ctl lun list --json 2>&1)
+if python3 - "$json" "$SPT_TARGET" "$img" "$img2" <<'EOF'; then
+import json, sys
+v = json.loads(sys.argv[1])
+t = sys.argv[2]
+assert v == [
+    {"target": t, "lun": 0, "backend": "file:" + sys.argv[3], "state": "online",
+     "size_bytes": 64 * 1048576, "block_size": 512, "read_only": False},
+    {"target": t, "lun": 1, "backend": "file:" + sys.argv[4], "state": "online",
+     "size_bytes": 16 * 1048576, "block_size": 4096, "read_only": True},
+], v
+EOF
+	pass "lun list --json: exact sizes in bytes, block sizes, read_only, state and backend"
+else
+	fail "lun list --json has the expected fields"
 	spt_show - <<<"$json"
 fi
 
@@ -324,6 +442,38 @@ else
 fi
 out=$(ctl session list 2>&1)
 expect_eq "no session is left" "$out" "no sessions"
+
+# --- bytes read and written -----------------------------------------------------------------
+if initiator io io; then
+	IO_PID=$INIT_PID
+	deadline=$((SECONDS + $(spt_t 20)))
+	while ! grep -q '^IO_DONE' "$SPT_TMP/io.out" && kill -0 $IO_PID 2>/dev/null &&
+		[ $SECONDS -lt $deadline ]; do
+		sleep 0.1
+	done
+	if grep -q '^IO_DONE' "$SPT_TMP/io.out" && ! grep -q '^IO_ERROR' "$SPT_TMP/io.out"; then
+		pass "the initiator wrote $IO_WRITE bytes and read $IO_READ bytes"
+	else
+		fail "the initiator wrote $IO_WRITE bytes and read $IO_READ bytes"
+		spt_show "$SPT_TMP/io.out"
+	fi
+	expect_eq "session list --json: bytes_read is exactly the data-in payload" \
+		"$(json_field io bytes_read)" "$IO_READ"
+	expect_eq "session list --json: bytes_written is exactly the data-out payload" \
+		"$(json_field io bytes_written)" "$IO_WRITE"
+	line=$(ctl session list | grep 'iqn.2026-11.org.spt:io ')
+	if grep -Eq " 0 +3\.0M +1\.1M +[^ ]+\$" <<<"$line"; then
+		pass "session list shows them human-readable: read 3.0M, written 1.1M"
+	else
+		fail "session list shows them human-readable: read 3.0M, written 1.1M"
+		spt_show - <<<"$line"
+	fi
+	ctl session stop "$(json_field io handle)" >/dev/null 2>&1
+	wait $IO_PID 2>/dev/null
+else
+	fail "initiator 'io' logged in"
+	spt_show "$SPT_TMP/io.out"
+fi
 
 # --- stop during I/O ---------------------------------------------------------------------
 # QEMU's initiator (libiscsi logs out when asked and logs in again by
@@ -613,6 +763,43 @@ if spt_start --dir "$ddir2" --no-control -- --lun "$img,size=$((64 * MiB))" --co
 	else
 		fail "a stale socket of a killed daemon is replaced (socket left: $([ -S "$CTL" ] && echo yes || echo no))"
 	fi
+fi
+
+# --- target list with an ACL, CHAP and two portals ---------------------------------------
+ddir3=$SPT_TMP/d3
+mkdir -p "$ddir3"
+port2=$(spt_free_port)
+CTL=$ddir3/control.sock
+if spt_start --dir "$ddir3" --no-control --target iqn.2026-11.org.spt:acl -- \
+	--listen "127.0.0.1:$port2" --lun "$SPT_TMP/big.img,size=1G" --control "$CTL" \
+	--allow iqn.2026-11.org.spt:alice --allow iqn.2026-11.org.spt:bob \
+	--chap "user:secret-of-twelve" --mutual-chap "target:other-secret-12"; then
+	row=$(ctl target list 2>&1 | sed -n 2p | tr -s ' ')
+	want="iqn.2026-11.org.spt:acl 1 127.0.0.1:$SPT_PORT, 127.0.0.1:$port2 1 0 iqn.2026-11.org.spt:alice, iqn.2026-11.org.spt:bob yes, mutual"
+	expect_eq "target list: both portals, CHAP required (mutual offered), the ACL's initiators" "$row" "$want"
+	json=$(ctl target list --json 2>&1)
+	if python3 - "$json" "127.0.0.1:$SPT_PORT" "127.0.0.1:$port2" <<'EOF'; then
+import json, sys
+v = json.loads(sys.argv[1])
+assert len(v) == 1, v
+t = v[0]
+assert t["name"] == "iqn.2026-11.org.spt:acl" and t["portals"] == sys.argv[2:], t
+assert t["chap_required"] is True and t["mutual_chap"] is True, t
+assert t["any_initiator"] is False, t
+assert t["allowed_initiators"] == ["iqn.2026-11.org.spt:alice", "iqn.2026-11.org.spt:bob"], t
+assert t["lun_count"] == 1 and t["session_count"] == 0, t
+EOF
+		pass "target list --json: portals, chap_required, mutual_chap and allowed_initiators"
+	else
+		fail "target list --json: portals, chap_required, mutual_chap and allowed_initiators"
+		spt_show - <<<"$json"
+	fi
+	row=$(ctl lun list 2>&1 | sed -n 2p | tr -s ' ')
+	expect_eq "lun list: a 1 GiB LUN shows as 1.0G" "$row" \
+		"iqn.2026-11.org.spt:acl 0 file:$SPT_TMP/big.img online 1.0G 512 rw"
+	size=$(ctl lun list --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["size_bytes"])')
+	expect_eq "lun list --json: the exact size in bytes" "$size" "1073741824"
+	spt_stop
 fi
 
 spt_finish

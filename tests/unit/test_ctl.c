@@ -2,8 +2,8 @@
  * Unit tests for the control plane: the frame codec of src/ctl/frame.c
  * (byte layout, every check of a header and payload where it arrives,
  * resumable parsing), and the control server of src/ctl/ctl.c with the
- * session administration of src/iscsi/admin.c, run on a real event loop in
- * a second thread and driven through its Unix socket.
+ * session, target and LUN administration of src/iscsi/admin.c, run on a
+ * real event loop in a second thread and driven through its Unix socket.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +17,9 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -244,6 +246,8 @@ static void test_session_entry_round_trip(void **state)
 	strcpy(in.chap_user_name, "alice");
 	in.conns[0].cid = 0x0203;
 	strcpy(in.conns[0].peer_address, "127.0.0.1:5000");
+	in.bytes_read = 0x0000000100000002ull;
+	in.bytes_written = 0x0a0b0c0d0e0f1011ull;
 	ctl_session_encode(b, &in);
 	assert_int_equal(b[0], 0x88);
 	assert_int_equal(b[7], 0x11);
@@ -252,8 +256,21 @@ static void test_session_entry_round_trip(void **state)
 	assert_int_equal(b[20], 3);
 	assert_string_equal((const char *)b + 32, "iqn.2026-11.org.spt:i");
 	assert_int_equal(b[736], 0x03);	/* first connection's CID */
+	/* the byte counters, appended after the connections, little-endian */
+	assert_int_equal(b[1312], 0x02);
+	assert_int_equal(b[1316], 0x01);
+	assert_int_equal(b[1320], 0x11);
+	assert_int_equal(b[1327], 0x0a);
 	ctl_session_decode(b, sizeof(b), &out);
 	assert_memory_equal(&in, &out, sizeof(in));
+	/* an entry of the first version (no counters) reads them as 0 */
+	ctl_session_decode(b, CTL_SESSION_V1_LEN, &out);
+	assert_int_equal(out.bytes_read, 0);
+	assert_int_equal(out.bytes_written, 0);
+	assert_int_equal(out.conns[0].cid, 0x0203);
+	assert_false(CTL_SESSION_HAS_BYTES(CTL_SESSION_V1_LEN));
+	assert_false(CTL_SESSION_HAS_BYTES(CTL_SESSION_V1_LEN + 8));
+	assert_true(CTL_SESSION_HAS_BYTES(sizeof(struct spt_ctl_session)));
 }
 
 static void test_session_entry_decode_is_bounded(void **state)
@@ -292,10 +309,21 @@ static void test_session_list_decode(void **state)
 	/* count and payload disagree */
 	assert_int_equal(ctl_session_list_decode(b, sizeof(b) - 1, &out, why, sizeof(why)), -1);
 	assert_int_equal(ctl_session_list_decode(b, 15, &out, why, sizeof(why)), -1);
-	/* entries shorter than this version's */
+	/* entries shorter than the first version's */
 	l.entry_length = 100;
 	ctl_session_list_encode(b, &l);
 	assert_int_equal(ctl_session_list_decode(b, 16 + 200, &out, why, sizeof(why)), -1);
+	/* entries of the first version, without the byte counters, are read */
+	l.entry_length = CTL_SESSION_V1_LEN;
+	ctl_session_list_encode(b, &l);
+	assert_int_equal(ctl_session_list_decode(b, 16 + 2 * CTL_SESSION_V1_LEN, &out, why,
+						 sizeof(why)), 0);
+	assert_int_equal(out.entry_length, CTL_SESSION_V1_LEN);
+	l.entry_length = CTL_SESSION_V1_LEN - 1;
+	ctl_session_list_encode(b, &l);
+	assert_int_equal(ctl_session_list_decode(b, 16 + 2 * (CTL_SESSION_V1_LEN - 1), &out, why,
+						 sizeof(why)), -1);
+	l.entry_length = sizeof(struct spt_ctl_session);
 	/* a count whose product with entry_length overflows 32 bits */
 	l.count = 0x00400000;
 	l.entry_length = 0x1000;
@@ -317,6 +345,322 @@ static void test_message_decode(void **state)
 	assert_int_equal(strlen(out), SPT_CTL_MESSAGE_MAX - 1);
 	assert_string_equal(ctl_return_code_name(SPT_CTL_RC_NO_SUCH_SESSION), "no such session");
 	assert_string_equal(ctl_return_code_name(999), "unknown error");
+}
+
+static void test_target_list_request_decode(void **state)
+{
+	struct spt_ctl_target_list_request in, out;
+	uint8_t b[sizeof(in)];
+	char why[CTL_WHY_MAX];
+
+	memset(&in, 0, sizeof(in));
+	strcpy(in.after_name, "iqn.2026-11.org.spt:a");
+	in.max_entries = 0x0102;
+	assert_int_equal(ctl_target_list_request_decode(NULL, 0, &out, why, sizeof(why)), 0);
+	assert_string_equal(out.after_name, "");
+	assert_int_equal(out.max_entries, 0);
+	ctl_target_list_request_encode(b, &in);
+	assert_string_equal((const char *)b, "iqn.2026-11.org.spt:a");
+	assert_int_equal(b[224], 0x02);	/* little-endian */
+	assert_int_equal(b[225], 0x01);
+	assert_int_equal(ctl_target_list_request_decode(b, sizeof(b), &out, why, sizeof(why)), 0);
+	assert_string_equal(out.after_name, in.after_name);
+	assert_int_equal(out.max_entries, 0x0102);
+	/* neither 0 nor the struct's size */
+	assert_int_equal(ctl_target_list_request_decode(b, sizeof(b) - 1, &out, why, sizeof(why)),
+			 SPT_CTL_RC_BAD_REQUEST);
+	assert_non_null(strstr(why, "TARGET_LIST payload of 231 bytes"));
+	assert_int_equal(ctl_target_list_request_decode(b, 16, &out, why, sizeof(why)),
+			 SPT_CTL_RC_BAD_REQUEST);
+	/* a cursor that never ends within its field */
+	memset(b, 'x', SPT_CTL_NAME_MAX);
+	assert_int_equal(ctl_target_list_request_decode(b, sizeof(b), &out, why, sizeof(why)),
+			 SPT_CTL_RC_BAD_REQUEST);
+	assert_non_null(strstr(why, "NUL"));
+	/* reserved */
+	in.reserved = 1;
+	ctl_target_list_request_encode(b, &in);
+	assert_int_equal(ctl_target_list_request_decode(b, sizeof(b), &out, why, sizeof(why)),
+			 SPT_CTL_RC_BAD_REQUEST);
+	assert_non_null(strstr(why, "reserved"));
+}
+
+static void test_lun_list_request_decode(void **state)
+{
+	struct spt_ctl_lun_list_request in, out;
+	uint8_t b[sizeof(in)];
+	char why[CTL_WHY_MAX];
+
+	memset(&in, 0, sizeof(in));
+	strcpy(in.after_target, "iqn.2026-11.org.spt:t");
+	in.after_lun = 0x0807060504030201ull;
+	in.max_entries = 7;
+	assert_int_equal(ctl_lun_list_request_decode(NULL, 0, &out, why, sizeof(why)), 0);
+	assert_string_equal(out.after_target, "");
+	ctl_lun_list_request_encode(b, &in);
+	assert_int_equal(b[224], 0x01);	/* after_lun, little-endian */
+	assert_int_equal(b[231], 0x08);
+	assert_int_equal(b[232], 7);
+	assert_int_equal(ctl_lun_list_request_decode(b, sizeof(b), &out, why, sizeof(why)), 0);
+	assert_memory_equal(&in, &out, sizeof(in));
+	assert_int_equal(ctl_lun_list_request_decode(b, sizeof(b) + 1, &out, why, sizeof(why)),
+			 SPT_CTL_RC_BAD_REQUEST);
+	assert_int_equal(ctl_lun_list_request_decode(b, 8, &out, why, sizeof(why)),
+			 SPT_CTL_RC_BAD_REQUEST);
+	memset(b, 'y', SPT_CTL_NAME_MAX);
+	assert_int_equal(ctl_lun_list_request_decode(b, sizeof(b), &out, why, sizeof(why)),
+			 SPT_CTL_RC_BAD_REQUEST);
+	in.reserved = 0x100;
+	ctl_lun_list_request_encode(b, &in);
+	assert_int_equal(ctl_lun_list_request_decode(b, sizeof(b), &out, why, sizeof(why)),
+			 SPT_CTL_RC_BAD_REQUEST);
+}
+
+/* A TARGET_LIST payload with parts of the given lengths (longer than
+ * ours: a later version's): target 0 with 2 portals and no ACL, target 1
+ * with 1 portal and 3 ACL names. Returns its length. */
+static size_t build_target_page(uint8_t *b, uint32_t tlen, uint32_t plen, uint32_t ilen)
+{
+	struct spt_ctl_target_list l = { .count = 2, .target_entry_length = tlen,
+					 .portal_entry_length = plen,
+					 .initiator_entry_length = ilen, .total = 2 };
+	static const char *const portals[2] = { "127.0.0.1:3260", "[::1]:3260" };
+	size_t off = sizeof(l);
+
+	ctl_target_list_encode(b, &l);
+	for (int t = 0; t < 2; t++) {
+		struct spt_ctl_target e;
+
+		memset(&e, 0, sizeof(e));
+		snprintf(e.name, sizeof(e.name), "iqn.2026-11.org.spt:t%d", t);
+		e.tpgt = (uint16_t)(0x0101 + t);
+		e.flags = t ? SPT_CTL_TARGET_CHAP : 0;
+		e.lun_count = (uint32_t)(3 + t);
+		e.session_count = (uint32_t)(10 + t);
+		e.portal_count = t ? 1 : 2;
+		e.initiator_count = t ? 3 : 0;
+		memset(b + off, 0xee, tlen);	/* a later version's fields */
+		ctl_target_encode(b + off, &e);
+		off += tlen;
+		for (uint32_t k = 0; k < e.portal_count; k++) {
+			memset(b + off, 0xee, plen);
+			ctl_string_encode(b + off, SPT_CTL_PORTAL_MAX, portals[k]);
+			off += plen;
+		}
+		for (uint32_t k = 0; k < e.initiator_count; k++) {
+			char name[64];
+
+			snprintf(name, sizeof(name), "iqn.2026-11.org.spt:i%u", k);
+			memset(b + off, 0xee, ilen);
+			ctl_string_encode(b + off, SPT_CTL_NAME_MAX, name);
+			off += ilen;
+		}
+	}
+	return off;
+}
+
+/* Walks a page as sptctl does: every record checked against what is left. */
+static void check_target_page(const uint8_t *b, size_t len)
+{
+	struct spt_ctl_target_list l;
+	struct spt_ctl_target e;
+	char why[CTL_WHY_MAX], text[SPT_CTL_NAME_MAX];
+	size_t off = sizeof(l), rl;
+
+	assert_int_equal(ctl_target_list_decode(b, (uint32_t)len, &l, why, sizeof(why)), 0);
+	assert_int_equal(l.count, 2);
+	assert_int_equal(l.total, 2);
+	/* target 0 */
+	assert_int_equal(ctl_target_decode(b + off, len - off, &l, &e, &rl, why, sizeof(why)), 0);
+	assert_string_equal(e.name, "iqn.2026-11.org.spt:t0");
+	assert_int_equal(e.tpgt, 0x0101);
+	assert_int_equal(e.flags, 0);
+	assert_int_equal(e.lun_count, 3);
+	assert_int_equal(e.session_count, 10);
+	assert_int_equal(e.portal_count, 2);
+	assert_int_equal(e.initiator_count, 0);
+	assert_int_equal(rl, l.target_entry_length + 2 * l.portal_entry_length);
+	ctl_string_decode(ctl_target_portal_at(b + off, &l, 1), l.portal_entry_length,
+			  SPT_CTL_PORTAL_MAX, text);
+	assert_string_equal(text, "[::1]:3260");
+	off += rl;
+	/* target 1 */
+	assert_int_equal(ctl_target_decode(b + off, len - off, &l, &e, &rl, why, sizeof(why)), 0);
+	assert_string_equal(e.name, "iqn.2026-11.org.spt:t1");
+	assert_int_equal(e.flags, SPT_CTL_TARGET_CHAP);
+	assert_int_equal(e.portal_count, 1);
+	assert_int_equal(e.initiator_count, 3);
+	ctl_string_decode(ctl_target_portal_at(b + off, &l, 0), l.portal_entry_length,
+			  SPT_CTL_PORTAL_MAX, text);
+	assert_string_equal(text, "127.0.0.1:3260");
+	ctl_string_decode(ctl_target_initiator_at(b + off, &l, &e, 2), l.initiator_entry_length,
+			  SPT_CTL_NAME_MAX, text);
+	assert_string_equal(text, "iqn.2026-11.org.spt:i2");
+	off += rl;
+	assert_int_equal(off, len);
+}
+
+static void test_target_page_round_trip(void **state)
+{
+	uint8_t *b = calloc(1, 8192);
+
+	assert_non_null(b);
+	/* this version's lengths, with the layout pinned */
+	size_t len = build_target_page(b, sizeof(struct spt_ctl_target), sizeof(struct spt_ctl_portal),
+				       sizeof(struct spt_ctl_initiator));
+
+	assert_int_equal(len, 24 + 2 * 248 + 3 * 80 + 3 * 224);
+	assert_int_equal(b[0], 2);	/* count */
+	assert_int_equal(b[4], 248);	/* target entry length */
+	assert_int_equal(b[8], 80);
+	assert_int_equal(b[12], 224);
+	assert_string_equal((const char *)b + 24, "iqn.2026-11.org.spt:t0");
+	assert_int_equal(b[24 + 224], 0x01);	/* TPGT, little-endian */
+	assert_int_equal(b[24 + 225], 0x01);
+	assert_int_equal(b[24 + 236], 2);	/* portal_count */
+	assert_string_equal((const char *)b + 24 + 248 + 80, "[::1]:3260");
+	check_target_page(b, len);
+	/* a later version's longer parts: the reader steps by the lengths given */
+	len = build_target_page(b, 300, 100, 256);
+	check_target_page(b, len);
+	free(b);
+}
+
+static void test_target_page_is_checked(void **state)
+{
+	uint8_t *b = calloc(1, 8192);
+	struct spt_ctl_target_list l;
+	struct spt_ctl_target e;
+	char why[CTL_WHY_MAX], text[SPT_CTL_PORTAL_MAX];
+	size_t len, rl;
+
+	assert_non_null(b);
+	len = build_target_page(b, sizeof(struct spt_ctl_target), sizeof(struct spt_ctl_portal),
+				sizeof(struct spt_ctl_initiator));
+	/* shorter than its header */
+	assert_int_equal(ctl_target_list_decode(b, 23, &l, why, sizeof(why)), -1);
+	/* parts shorter than the first version's */
+	for (int field = 1; field <= 3; field++) {
+		uint8_t c[24];
+
+		memcpy(c, b, sizeof(c));
+		c[field * 4] = (uint8_t)(c[field * 4] - 1);
+		assert_int_equal(ctl_target_list_decode(c, (uint32_t)len, &l, why, sizeof(why)), -1);
+		assert_non_null(strstr(why, "length"));
+	}
+	/* a part longer than a response */
+	{
+		struct spt_ctl_target_list big = { .count = 0, .target_entry_length = 248,
+						   .portal_entry_length = SPT_CTL_RESPONSE_MAX + 1,
+						   .initiator_entry_length = 224 };
+		uint8_t c[24];
+
+		ctl_target_list_encode(c, &big);
+		assert_int_equal(ctl_target_list_decode(c, sizeof(c), &l, why, sizeof(why)), -1);
+	}
+	/* a count the payload cannot hold, also one whose product overflows 32 bits */
+	{
+		struct spt_ctl_target_list bad = { .count = 3, .target_entry_length = 248,
+						   .portal_entry_length = 80,
+						   .initiator_entry_length = 224 };
+		uint8_t c[24 + 2 * 248];
+
+		memset(c, 0, sizeof(c));
+		ctl_target_list_encode(c, &bad);
+		assert_int_equal(ctl_target_list_decode(c, sizeof(c), &l, why, sizeof(why)), -1);
+		bad.count = 0x01000000;
+		bad.target_entry_length = 0x100;
+		ctl_target_list_encode(c, &bad);
+		assert_int_equal(ctl_target_list_decode(c, sizeof(c), &l, why, sizeof(why)), -1);
+	}
+	/* records that claim more parts than the bytes left */
+	assert_int_equal(ctl_target_list_decode(b, (uint32_t)len, &l, why, sizeof(why)), 0);
+	assert_int_equal(ctl_target_decode(b + 24, len - 24 - 248 - 3 * 224 - 1, &l, &e, &rl, why,
+					   sizeof(why)), 0);	/* target 0 alone still fits */
+	assert_int_equal(ctl_target_decode(b + 24, 247, &l, &e, &rl, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "cut short"));
+	assert_int_equal(ctl_target_decode(b + 24, 248 + 80, &l, &e, &rl, why, sizeof(why)), -1);
+	b[24 + 240] = 0xff;	/* initiator_count 0xffffffff */
+	b[24 + 241] = 0xff;
+	b[24 + 242] = 0xff;
+	b[24 + 243] = 0xff;
+	assert_int_equal(ctl_target_decode(b + 24, len - 24, &l, &e, &rl, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "initiators needs"));
+	/* strings without a NUL end within their field, also in a longer part */
+	memset(b, 'z', 300);
+	ctl_string_decode(b, 300, sizeof(text), text);
+	assert_int_equal(strlen(text), SPT_CTL_PORTAL_MAX - 1);
+	ctl_string_decode(b, 10, sizeof(text), text);
+	assert_int_equal(strlen(text), 10);
+	{
+		struct spt_ctl_target_list ll = { .target_entry_length = 300 };
+
+		ctl_target_decode(b, 300, &ll, &e, &rl, why, sizeof(why));
+		assert_int_equal(strlen(e.name), SPT_CTL_NAME_MAX - 1);
+	}
+	/* an over-long string is cut, still terminated */
+	ctl_string_encode(b, 8, "0123456789");
+	assert_string_equal((const char *)b, "0123456");
+	free(b);
+}
+
+static void test_lun_entry_round_trip(void **state)
+{
+	struct spt_ctl_lun in, out;
+	uint8_t b[sizeof(in) + 64];
+
+	memset(&in, 0, sizeof(in));
+	strcpy(in.target_name, "iqn.2026-11.org.spt:t");
+	in.lun = 0x0102;
+	in.size_bytes = 1ull << 30;
+	in.block_size = 4096;
+	in.read_only = 1;
+	strcpy(in.state, "no provider");
+	strcpy(in.backend, "provider:ram0");
+	ctl_lun_encode(b, &in);
+	assert_int_equal(b[224], 0x02);	/* LUN, little-endian */
+	assert_int_equal(b[225], 0x01);
+	assert_int_equal(b[232 + 3], 0x40);	/* 1 GiB = 0x40000000 */
+	assert_int_equal(b[240 + 1], 0x10);	/* 4096 */
+	assert_int_equal(b[244], 1);
+	assert_string_equal((const char *)b + 248, "no provider");
+	assert_string_equal((const char *)b + 280, "provider:ram0");
+	ctl_lun_decode(b, sizeof(in), &out);
+	assert_memory_equal(&in, &out, sizeof(in));
+	/* a longer entry is read up to what we know; strings end in their field */
+	memset(b, 'q', sizeof(b));
+	ctl_lun_decode(b, sizeof(b), &out);
+	assert_int_equal(strlen(out.target_name), SPT_CTL_NAME_MAX - 1);
+	assert_int_equal(strlen(out.state), SPT_CTL_LUN_STATE_MAX - 1);
+	assert_int_equal(strlen(out.backend), SPT_CTL_BACKEND_MAX - 1);
+	/* a shorter one reads as zeros beyond its end */
+	ctl_lun_decode(b, 224, &out);
+	assert_int_equal(out.lun, 0);
+	assert_string_equal(out.backend, "");
+}
+
+static void test_lun_list_decode(void **state)
+{
+	uint8_t b[sizeof(struct spt_ctl_lun_list) + 2 * sizeof(struct spt_ctl_lun)];
+	struct spt_ctl_lun_list l = { .count = 2, .entry_length = sizeof(struct spt_ctl_lun),
+				      .total = 9, .more = 1 }, out;
+	char why[CTL_WHY_MAX];
+
+	memset(b, 0, sizeof(b));
+	ctl_lun_list_encode(b, &l);
+	assert_int_equal(ctl_lun_list_decode(b, sizeof(b), &out, why, sizeof(why)), 0);
+	assert_int_equal(out.count, 2);
+	assert_int_equal(out.total, 9);
+	assert_int_equal(out.more, 1);
+	assert_int_equal(ctl_lun_list_decode(b, sizeof(b) - 1, &out, why, sizeof(why)), -1);
+	assert_int_equal(ctl_lun_list_decode(b, 15, &out, why, sizeof(why)), -1);
+	l.entry_length = sizeof(struct spt_ctl_lun) - 1;
+	ctl_lun_list_encode(b, &l);
+	assert_int_equal(ctl_lun_list_decode(b, 16 + 2 * l.entry_length, &out, why, sizeof(why)), -1);
+	l.count = 0x00400000;
+	l.entry_length = 0x1000;
+	ctl_lun_list_encode(b, &l);
+	assert_int_equal(ctl_lun_list_decode(b, 16, &out, why, sizeof(why)), -1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -355,7 +699,10 @@ static void *fx_thread(void *arg)
 	return NULL;
 }
 
-static int fx_setup(void **state, int nsess)
+/* Fills the server (targets, LUNs, portals) before the loop runs. */
+typedef int (*fx_populate)(struct fx *f);
+
+static int fx_setup_with(void **state, int nsess, fx_populate populate)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char err[256];
@@ -381,10 +728,15 @@ static int fx_setup(void **state, int nsess)
 		s = iscsi_session_new(f->srv, NULL, &sp, isid);
 		if (!s)
 			return -1;
+		/* what task.c counts as data-in and data-out moves */
+		s->bytes_read = 1000000000000ull * (uint64_t)(i + 1);
+		s->bytes_written = 512ull * (uint64_t)(i + 1);
 		if (i < NSESS)
 			f->handles[i] = s->handle;
 	}
 	f->nsess = nsess;
+	if (populate && populate(f) < 0)
+		return -1;
 	f->cs = ctl_server_open(f->loop, f->srv, f->path, err, sizeof(err));
 	if (!f->cs) {
 		fprintf(stderr, "ctl_server_open: %s\n", err);
@@ -402,6 +754,11 @@ static int fx_setup(void **state, int nsess)
 	f->running = true;
 	*state = f;
 	return 0;
+}
+
+static int fx_setup(void **state, int nsess)
+{
+	return fx_setup_with(state, nsess, NULL);
 }
 
 static int setup_empty(void **state)
@@ -595,6 +952,13 @@ static void test_list_sessions_sorted_and_paged(void **state)
 		assert_int_equal(v[i].isid[0], 0x80);
 		assert_non_null(strstr(v[i].initiator_name, "iqn.2026-11.org.spt:init"));
 		assert_int_not_equal(v[i].tsih, 0);
+		/* the session's byte counters, exactly */
+		for (int k = 0; k < NSESS; k++) {
+			if (f->handles[k] != v[i].itnexus_handle)
+				continue;
+			assert_int_equal(v[i].bytes_read, 1000000000000ull * (uint64_t)(k + 1));
+			assert_int_equal(v[i].bytes_written, 512ull * (uint64_t)(k + 1));
+		}
 	}
 	/* pages of 2: the cursor is the last handle seen */
 	cli_list(fd, 0, 2, &lh, v);
@@ -846,6 +1210,394 @@ static void test_large_list_to_a_slow_reader(void **state)
 	close(fd);
 }
 
+/* ---- targets and LUNs ---- */
+
+#define TGT_A "iqn.2026-11.org.spt:ta"
+#define TGT_B "iqn.2026-11.org.spt:tb"
+
+static const struct spt_provider_ops fake_ops = { .name = "fake" };
+
+/* What an external provider's LUN says while its provider is away. */
+static void fake_status(void *ctx, struct spt_lun_status *st)
+{
+	snprintf(st->backend, sizeof(st->backend), "provider:%s", (const char *)ctx);
+	st->state = "no provider";
+	st->size_bytes = 3ull << 30;
+	st->block_size = 4096;
+	st->read_only = true;
+}
+
+static void fake_lun(struct iscsi_target *t, uint64_t lun, const char *desc, bool with_status)
+{
+	struct spt_lun *l = &t->luns.luns[t->luns.count++];
+
+	memset(l, 0, sizeof(*l));
+	l->lun = lun;
+	l->ops = &fake_ops;
+	l->ctx = (void *)"ram0";
+	snprintf(l->desc, sizeof(l->desc), "%s", desc);
+	l->status = with_status ? fake_status : NULL;
+}
+
+/* A portal on a port nobody uses: bound first here with SO_REUSEADDR and
+ * kept bound (not listening) until the server listens on it too. */
+static int fx_portal(struct fx *f, int *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t salen = sizeof(sa);
+	char spec[64], err[256];
+	int one = 1, rc = -1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &salen) < 0)
+		goto out;
+	*port = ntohs(sa.sin_port);
+	snprintf(spec, sizeof(spec), "127.0.0.1:%d", *port);
+	rc = iscsi_server_listen(f->srv, spec, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "iscsi_server_listen: %s\n", err);
+out:
+	close(fd);
+	return rc;
+}
+
+static int g_port;
+
+/* Two targets, added out of name order; LUNs out of number order. */
+static int populate_targets(struct fx *f)
+{
+	struct iscsi_target *b = iscsi_server_add_target(f->srv, TGT_B);
+	struct iscsi_target *a = iscsi_server_add_target(f->srv, TGT_A);
+	struct iscsi_session_params sp;
+	uint8_t isid[6] = { 0x80, 1, 2, 3, 4, 5 };
+	char err[256];
+
+	if (!a || !b)
+		return -1;
+	b->tpgt = 7;
+	fake_lun(b, 5, "fake:five", false);
+	fake_lun(b, 2, "fake:two", true);
+	fake_lun(a, 0, "fake:zero", false);
+	if (iscsi_target_allow(b, "iqn.2026-11.org.spt:i1", err, sizeof(err)) < 0 ||
+	    iscsi_target_allow(b, "iqn.2026-11.org.spt:i2", err, sizeof(err)) < 0)
+		return -1;
+	/* CHAP is the server's: both targets show it */
+	f->srv->limits.chap_normal = true;
+	f->srv->chap.target.set = true;
+	iscsi_session_params_default(&sp);
+	snprintf(sp.initiator_name, sizeof(sp.initiator_name), "iqn.2026-11.org.spt:i1");
+	if (!iscsi_session_new(f->srv, b, &sp, isid))
+		return -1;
+	return fx_portal(f, &g_port);
+}
+
+static int setup_targets(void **state)
+{
+	return fx_setup_with(state, 0, populate_targets);
+}
+
+/* Many targets whose ACLs together pass one response. */
+#define BIG_TARGETS 6
+#define BIG_ACL ISCSI_MAX_ALLOW
+
+static int populate_big_acls(struct fx *f)
+{
+	char name[64], err[256];
+
+	for (int t = 0; t < BIG_TARGETS; t++) {
+		struct iscsi_target *tg;
+
+		snprintf(name, sizeof(name), "iqn.2026-11.org.spt:big%d", t);
+		tg = iscsi_server_add_target(f->srv, name);
+		if (!tg)
+			return -1;
+		for (int i = 0; i < BIG_ACL; i++) {
+			snprintf(name, sizeof(name), "iqn.2026-11.org.spt:t%d-i%04d", t, i);
+			if (iscsi_target_allow(tg, name, err, sizeof(err)) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int setup_big_acls(void **state)
+{
+	return fx_setup_with(state, 0, populate_big_acls);
+}
+
+/* One TARGET_LIST page; the caller frees rx with ctl_rx_reset. */
+static void cli_target_page(int fd, const char *after, uint32_t max, struct ctl_rx *rx,
+			    struct spt_ctl_target_list *lh)
+{
+	struct spt_ctl_target_list_request req;
+	uint8_t b[sizeof(req)];
+	char why[CTL_WHY_MAX];
+
+	memset(&req, 0, sizeof(req));
+	snprintf(req.after_name, sizeof(req.after_name), "%s", after);
+	req.max_entries = max;
+	ctl_target_list_request_encode(b, &req);
+	cli_request(fd, SPT_CC_TARGET_LIST, 0, 0, b, sizeof(b));
+	assert_true(cli_response(fd, rx));
+	assert_int_equal(rx->h.control_code, SPT_CC_TARGET_LIST);
+	assert_int_equal(rx->h.return_code, 0);
+	assert_int_equal(ctl_target_list_decode(rx->payload, rx->h.length, lh, why, sizeof(why)), 0);
+}
+
+static void test_target_list(void **state)
+{
+	struct fx *f = *state;
+	struct spt_ctl_target_list lh;
+	struct spt_ctl_target e;
+	struct ctl_rx rx;
+	char why[CTL_WHY_MAX], text[SPT_CTL_NAME_MAX], portal[32];
+	size_t off, rl;
+	int fd = cli_connect(f);
+
+	snprintf(portal, sizeof(portal), "127.0.0.1:%d", g_port);
+	cli_target_page(fd, "", 0, &rx, &lh);
+	assert_int_equal(lh.count, 2);
+	assert_int_equal(lh.total, 2);
+	assert_int_equal(lh.more, 0);
+	off = sizeof(lh);
+	/* by name: ta first though added second */
+	assert_int_equal(ctl_target_decode(rx.payload + off, rx.h.length - off, &lh, &e, &rl, why,
+					   sizeof(why)), 0);
+	assert_string_equal(e.name, TGT_A);
+	assert_int_equal(e.tpgt, 1);
+	assert_int_equal(e.lun_count, 1);
+	assert_int_equal(e.session_count, 0);
+	assert_int_equal(e.initiator_count, 0);	/* any initiator */
+	assert_int_equal(e.flags, SPT_CTL_TARGET_CHAP | SPT_CTL_TARGET_MUTUAL_CHAP);
+	assert_int_equal(e.portal_count, 1);
+	ctl_string_decode(ctl_target_portal_at(rx.payload + off, &lh, 0), lh.portal_entry_length,
+			  SPT_CTL_PORTAL_MAX, text);
+	assert_string_equal(text, portal);
+	off += rl;
+	assert_int_equal(ctl_target_decode(rx.payload + off, rx.h.length - off, &lh, &e, &rl, why,
+					   sizeof(why)), 0);
+	assert_string_equal(e.name, TGT_B);
+	assert_int_equal(e.tpgt, 7);
+	assert_int_equal(e.lun_count, 2);
+	assert_int_equal(e.session_count, 1);
+	assert_int_equal(e.initiator_count, 2);
+	ctl_string_decode(ctl_target_initiator_at(rx.payload + off, &lh, &e, 1),
+			  lh.initiator_entry_length, SPT_CTL_NAME_MAX, text);
+	assert_string_equal(text, "iqn.2026-11.org.spt:i2");
+	off += rl;
+	assert_int_equal(off, rx.h.length);
+	ctl_rx_reset(&rx);
+
+	/* pages of one: the cursor is the last name seen */
+	cli_target_page(fd, "", 1, &rx, &lh);
+	assert_int_equal(lh.count, 1);
+	assert_int_equal(lh.more, 1);
+	ctl_rx_reset(&rx);
+	cli_target_page(fd, TGT_A, 1, &rx, &lh);
+	assert_int_equal(lh.count, 1);
+	assert_int_equal(lh.more, 0);
+	assert_string_equal((const char *)rx.payload + sizeof(lh), TGT_B);
+	ctl_rx_reset(&rx);
+	cli_target_page(fd, TGT_B, 0, &rx, &lh);
+	assert_int_equal(lh.count, 0);
+	assert_int_equal(lh.total, 2);
+	assert_int_equal(rx.h.length, sizeof(lh));
+	ctl_rx_reset(&rx);
+	/* Length 0 is the first page */
+	cli_request(fd, SPT_CC_TARGET_LIST, 0, 0, NULL, 0);
+	assert_true(cli_response(fd, &rx));
+	assert_int_equal(rx.h.return_code, 0);
+	assert_int_equal(ctl_target_list_decode(rx.payload, rx.h.length, &lh, why, sizeof(why)), 0);
+	assert_int_equal(lh.count, 2);
+	ctl_rx_reset(&rx);
+	close(fd);
+}
+
+static void test_target_list_pages_by_size(void **state)
+{
+	struct fx *f = *state;
+	struct spt_ctl_target_list lh;
+	struct spt_ctl_target e;
+	struct ctl_rx rx;
+	char after[SPT_CTL_NAME_MAX] = "", why[CTL_WHY_MAX], text[SPT_CTL_NAME_MAX], want[64];
+	int seen = 0, pages = 0;
+	int fd = cli_connect(f);
+
+	/* 6 targets of 1024 ACL names (~230 KB each) pass 1 MiB: the daemon
+	 * ends a page early, every name still arrives once */
+	do {
+		size_t off = sizeof(struct spt_ctl_target_list), rl;
+
+		cli_target_page(fd, after, 0, &rx, &lh);
+		assert_true(rx.h.length <= SPT_CTL_RESPONSE_MAX);
+		assert_true(lh.count > 0);
+		for (uint32_t i = 0; i < lh.count; i++) {
+			assert_int_equal(ctl_target_decode(rx.payload + off, rx.h.length - off, &lh, &e,
+							   &rl, why, sizeof(why)), 0);
+			snprintf(want, sizeof(want), "iqn.2026-11.org.spt:big%d", seen);
+			assert_string_equal(e.name, want);
+			assert_int_equal(e.initiator_count, BIG_ACL);
+			ctl_string_decode(ctl_target_initiator_at(rx.payload + off, &lh, &e, BIG_ACL - 1),
+					  lh.initiator_entry_length, SPT_CTL_NAME_MAX, text);
+			snprintf(want, sizeof(want), "iqn.2026-11.org.spt:t%d-i%04d", seen, BIG_ACL - 1);
+			assert_string_equal(text, want);
+			snprintf(after, sizeof(after), "%s", e.name);
+			off += rl;
+			seen++;
+		}
+		assert_int_equal(off, rx.h.length);
+		pages++;
+		ctl_rx_reset(&rx);
+	} while (lh.more);
+	assert_int_equal(seen, BIG_TARGETS);
+	assert_true(pages >= 2);
+	close(fd);
+}
+
+static void cli_lun_page(int fd, const char *after_target, uint64_t after_lun, uint32_t max,
+			 struct spt_ctl_lun_list *lh, struct spt_ctl_lun *out)
+{
+	struct spt_ctl_lun_list_request req;
+	uint8_t b[sizeof(req)];
+	struct ctl_rx rx;
+	char why[CTL_WHY_MAX];
+
+	memset(&req, 0, sizeof(req));
+	snprintf(req.after_target, sizeof(req.after_target), "%s", after_target);
+	req.after_lun = after_lun;
+	req.max_entries = max;
+	ctl_lun_list_request_encode(b, &req);
+	cli_request(fd, SPT_CC_LUN_LIST, 0, 0, b, sizeof(b));
+	assert_true(cli_response(fd, &rx));
+	assert_int_equal(rx.h.control_code, SPT_CC_LUN_LIST);
+	assert_int_equal(rx.h.return_code, 0);
+	assert_int_equal(ctl_lun_list_decode(rx.payload, rx.h.length, lh, why, sizeof(why)), 0);
+	for (uint32_t i = 0; i < lh->count; i++)
+		ctl_lun_decode(rx.payload + sizeof(*lh) + i * lh->entry_length, lh->entry_length, &out[i]);
+	ctl_rx_reset(&rx);
+}
+
+static void test_lun_list(void **state)
+{
+	struct fx *f = *state;
+	struct spt_ctl_lun_list lh;
+	struct spt_ctl_lun v[4];
+	int fd = cli_connect(f);
+
+	cli_lun_page(fd, "", 0, 0, &lh, v);
+	assert_int_equal(lh.count, 3);
+	assert_int_equal(lh.total, 3);
+	assert_int_equal(lh.more, 0);
+	assert_int_equal(lh.entry_length, sizeof(struct spt_ctl_lun));
+	/* by target name, then LUN number */
+	assert_string_equal(v[0].target_name, TGT_A);
+	assert_int_equal(v[0].lun, 0);
+	/* no status from the provider: its description, online, geometry unknown */
+	assert_string_equal(v[0].backend, "fake:zero");
+	assert_string_equal(v[0].state, "online");
+	assert_int_equal(v[0].size_bytes, 0);
+	assert_int_equal(v[0].block_size, 0);
+	assert_int_equal(v[0].read_only, 0);
+	assert_string_equal(v[1].target_name, TGT_B);
+	assert_int_equal(v[1].lun, 2);
+	assert_string_equal(v[1].backend, "provider:ram0");
+	assert_string_equal(v[1].state, "no provider");
+	assert_int_equal(v[1].size_bytes, 3ull << 30);
+	assert_int_equal(v[1].block_size, 4096);
+	assert_int_equal(v[1].read_only, 1);
+	assert_string_equal(v[2].target_name, TGT_B);
+	assert_int_equal(v[2].lun, 5);
+	assert_string_equal(v[2].backend, "fake:five");
+
+	/* pages: the cursor is (target, LUN) of the last entry */
+	cli_lun_page(fd, "", 0, 2, &lh, v);
+	assert_int_equal(lh.count, 2);
+	assert_int_equal(lh.more, 1);
+	cli_lun_page(fd, TGT_B, 2, 2, &lh, v);
+	assert_int_equal(lh.count, 1);
+	assert_int_equal(lh.more, 0);
+	assert_int_equal(v[0].lun, 5);
+	/* a cursor between targets starts at the next one */
+	cli_lun_page(fd, TGT_A, 99, 0, &lh, v);
+	assert_int_equal(lh.count, 2);
+	assert_string_equal(v[0].target_name, TGT_B);
+	assert_int_equal(v[0].lun, 2);
+	cli_lun_page(fd, TGT_B, 5, 0, &lh, v);
+	assert_int_equal(lh.count, 0);
+	assert_int_equal(lh.total, 3);
+	close(fd);
+}
+
+static void test_inventory_on_an_empty_daemon(void **state)
+{
+	struct fx *f = *state;
+	struct spt_ctl_lun_list lh;
+	struct spt_ctl_target_list th;
+	struct spt_ctl_lun v[1];
+	struct ctl_rx rx;
+	int fd = cli_connect(f);
+
+	cli_lun_page(fd, "", 0, 0, &lh, v);
+	assert_int_equal(lh.count, 0);
+	assert_int_equal(lh.total, 0);
+	cli_target_page(fd, "", 0, &rx, &th);
+	assert_int_equal(th.count, 0);
+	assert_int_equal(th.total, 0);
+	ctl_rx_reset(&rx);
+	close(fd);
+}
+
+static void test_inventory_bad_requests(void **state)
+{
+	struct fx *f = *state;
+	struct ctl_rx rx;
+	uint8_t b[sizeof(struct spt_ctl_lun_list_request)];
+	char msg[SPT_CTL_MESSAGE_MAX];
+	struct spt_ctl_lun_list lh;
+	struct spt_ctl_lun v[4];
+	int fd = cli_connect(f);
+
+	/* a TARGET_LIST payload of the wrong size */
+	memset(b, 0, sizeof(b));
+	cli_request(fd, SPT_CC_TARGET_LIST, 0, 0, b, 16);
+	assert_true(cli_response(fd, &rx));
+	assert_int_equal(rx.h.control_code, SPT_CC_TARGET_LIST);
+	assert_int_equal(rx.h.return_code, SPT_CTL_RC_BAD_REQUEST);
+	ctl_message_decode(rx.payload, rx.h.length, msg, sizeof(msg));
+	assert_non_null(strstr(msg, "TARGET_LIST payload of 16 bytes"));
+	ctl_rx_reset(&rx);
+	/* a cursor without its NUL */
+	memset(b, 'n', SPT_CTL_NAME_MAX);
+	cli_request(fd, SPT_CC_TARGET_LIST, 0, 0, b, sizeof(struct spt_ctl_target_list_request));
+	assert_true(cli_response(fd, &rx));
+	assert_int_equal(rx.h.return_code, SPT_CTL_RC_BAD_REQUEST);
+	ctl_rx_reset(&rx);
+	cli_request(fd, SPT_CC_LUN_LIST, 0, 0, b, sizeof(b));
+	assert_true(cli_response(fd, &rx));
+	assert_int_equal(rx.h.control_code, SPT_CC_LUN_LIST);
+	assert_int_equal(rx.h.return_code, SPT_CTL_RC_BAD_REQUEST);
+	ctl_rx_reset(&rx);
+	/* LUN_LIST with a reserved field set, and of a wrong size */
+	memset(b, 0, sizeof(b));
+	b[sizeof(b) - 1] = 1;
+	cli_request(fd, SPT_CC_LUN_LIST, 0, 0, b, sizeof(b));
+	assert_true(cli_response(fd, &rx));
+	assert_int_equal(rx.h.return_code, SPT_CTL_RC_BAD_REQUEST);
+	ctl_rx_reset(&rx);
+	cli_request(fd, SPT_CC_LUN_LIST, 0, 0, b, 1);
+	assert_true(cli_response(fd, &rx));
+	assert_int_equal(rx.h.return_code, SPT_CTL_RC_BAD_REQUEST);
+	ctl_rx_reset(&rx);
+	/* the connection still serves */
+	cli_lun_page(fd, "", 0, 0, &lh, v);
+	assert_int_equal(lh.count, 3);
+	close(fd);
+}
+
 static void test_open_refuses_a_file_and_a_live_socket(void **state)
 {
 	struct fx *f = *state;
@@ -913,6 +1665,12 @@ int main(void)
 		cmocka_unit_test(test_session_entry_decode_is_bounded),
 		cmocka_unit_test(test_session_list_decode),
 		cmocka_unit_test(test_message_decode),
+		cmocka_unit_test(test_target_list_request_decode),
+		cmocka_unit_test(test_lun_list_request_decode),
+		cmocka_unit_test(test_target_page_round_trip),
+		cmocka_unit_test(test_target_page_is_checked),
+		cmocka_unit_test(test_lun_entry_round_trip),
+		cmocka_unit_test(test_lun_list_decode),
 		cmocka_unit_test_setup_teardown(test_socket_is_0600, setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_list_empty, setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_list_sessions_sorted_and_paged, setup_sessions, teardown),
@@ -925,6 +1683,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fragmented_and_pipelined, setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_client_limit, setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_large_list_to_a_slow_reader, setup_many, teardown),
+		cmocka_unit_test_setup_teardown(test_target_list, setup_targets, teardown),
+		cmocka_unit_test_setup_teardown(test_target_list_pages_by_size, setup_big_acls, teardown),
+		cmocka_unit_test_setup_teardown(test_lun_list, setup_targets, teardown),
+		cmocka_unit_test_setup_teardown(test_inventory_on_an_empty_daemon, setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(test_inventory_bad_requests, setup_targets, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refuses_a_file_and_a_live_socket, setup_empty,
 						teardown),
 		cmocka_unit_test(test_open_replaces_a_stale_socket),
