@@ -77,3 +77,25 @@ fuzz:
 	$(MAKE) -f fuzz/Makefile
 
 .PHONY: fuzz
+
+# ---- libspt provider side and spt-memprovider (external providers) ----
+# libspt.a also carries the provider-socket library (src/libspt/) and the
+# frame codec it shares with sptd's control socket; src/libspt/ is not in
+# sptd. The memprovider test runs the real binary, so it is built first.
+LIBSPT_SRCS := $(wildcard src/libspt/*.c)
+LIBSPT_OBJS := $(LIBSPT_SRCS:%.c=$(BUILD)/obj/%.o)
+
+all: $(BUILD)/spt-memprovider
+
+$(BUILD)/libspt.a: $(LIBSPT_OBJS) $(BUILD)/obj/src/ctl/frame.o
+
+$(BUILD)/spt-memprovider: $(BUILD)/obj/tools/spt-memprovider.o $(BUILD)/obj/src/providers/ram.o \
+			  $(BUILD)/libspt.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcrypto -lpthread
+
+$(BUILD)/tests/test_provider: tests/unit/test_provider.c $(BUILD)/libspt.a $(BUILD)/spt-memprovider
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DMEMPROVIDER_BIN='"$(abspath $(BUILD))/spt-memprovider"' $(LDFLAGS) -o $@ $< \
+		$(BUILD)/libspt.a -lcrypto -lpthread -lcmocka
+
+-include $(LIBSPT_OBJS:.o=.d) $(BUILD)/obj/tools/spt-memprovider.d $(BUILD)/tests/test_provider.d

@@ -105,6 +105,31 @@ fail:
 	return -1;
 }
 
+int ram_disk_rebind(struct ram_disk *rd, const char *target_name, uint16_t relative_port,
+		    uint32_t max_transfer_bytes, char *err, size_t errlen)
+{
+	/* VPD B0 counts whole blocks */
+	uint32_t max = max_transfer_bytes / rd->bdev.block_size * rd->bdev.block_size;
+	int rc;
+
+	if (max == 0) {
+		snprintf(err, errlen, "a maximum transfer of %u bytes is less than a %u-byte block",
+			 max_transfer_bytes, rd->bdev.block_size);
+		return -1;
+	}
+	spt_bdev_fini(&rd->bdev);
+	rd->bdev.max_transfer_bytes = max;
+	rd->bdev.relative_port = relative_port;
+	snprintf(rd->bdev.target_name, sizeof(rd->bdev.target_name), "%s",
+		 target_name ? target_name : "");
+	rc = spt_bdev_init(&rd->bdev);
+	if (rc < 0) {
+		snprintf(err, errlen, "spt_bdev_init: %s", strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
 void ram_disk_fini(struct ram_disk *rd)
 {
 	if (!rd->mem)

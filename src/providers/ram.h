@@ -36,6 +36,11 @@ struct ram_disk_config {
 /* Maps the memory and sets up bdev (spt_bdev_init included). 0, or -1 with err. */
 int ram_disk_init(struct ram_disk *rd, const struct ram_disk_config *cfg, char *err, size_t errlen);
 void ram_disk_fini(struct ram_disk *rd);
+/* For a provider that reconnects: the same memory (and identity) under a new
+ * target port; mode pages and unit attentions start afresh, as after a power
+ * cycle. 0, or -1 with err. */
+int ram_disk_rebind(struct ram_disk *rd, const char *target_name, uint16_t relative_port,
+		    uint32_t max_transfer_bytes, char *err, size_t errlen);
 
 /* "SIZE[,block_size=512|4096]" after "ram:"; SIZE with K/M/G/T suffixes. */
 int ram_lun_parse(const char *spec, uint64_t *size, uint32_t *block_size, char *err, size_t errlen);
