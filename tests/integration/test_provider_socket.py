@@ -551,6 +551,32 @@ def run(rep, d, psock, target, sptctl, ctl_sock):
     p.answer_tmf = True
     s5.nop()
 
+    # -- SESSION_END completes although the provider sits on a command --
+    s7 = si.Session(d.host, d.port, target, timeout=30 * SCALE)
+    s7.login()
+    ev7 = p.wait_for(find_ev("start", peer=local_peer(s7)), 5)
+    p.stall = True
+    p.answer_tmf = False
+    held_before = len(p.held)
+    send_cmd(s7, si.cdb_read10(0, 8), 1, 8 * BLOCK)
+    p.wait_for(lambda e: len(p.held) > held_before, 5)
+    if ev7 and os.path.exists(sptctl):
+        t0 = time.time()
+        r = subprocess.run([sptctl, "--socket", ctl_sock, "session", "stop",
+                            "0x%016x" % ev7[1]["handle"], "--grace", "1"],
+                           capture_output=True, text=True, timeout=60 * SCALE)
+        took = time.time() - t0
+        rep.check(r.returncode == 0 and took < (1 + TMF_TIMEOUT + 3) * SCALE,
+                  "sptctl session stop completes while the provider sits on the session's "
+                  "command (%.1f s)" % took, r.stderr.strip())
+        rep.check(p.wait_for(find_ev("end", handle=ev7[1]["handle"]), 5) is not None,
+                  "... and the provider gets SESSION_END")
+    s7.close()
+    p.held.clear()
+    p.stall = False
+    p.answer_tmf = True
+    s5.nop()
+
     # -- the provider dies with a command in flight, then comes back --
     p.stall = True
     itt = send_cmd(s5, si.cdb_read10(0, 8), 1, 8 * BLOCK)
