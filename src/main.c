@@ -134,6 +134,7 @@ static void sptd_on_signal(struct ev_handler *h, uint32_t events)
 			return;
 		}
 		log_info("signal %u: shutting down", si.ssi_signo);
+		spt_remote_shutdown(d->remote);
 		iscsi_server_shutdown(d->srv, sptd_shutdown_done, d);
 	}
 }

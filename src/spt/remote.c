@@ -130,6 +130,7 @@ struct spt_remote {
 	spt_remote_stop_fn stop;
 	void *stop_arg;
 	bool closing;		/* the loop has stopped: nothing deferred runs any more */
+	bool shutting_down;	/* sptd is stopping: no new registrations */
 };
 
 static void remote_conn_kill(struct remote_conn *c, const char *why);
@@ -759,6 +760,10 @@ static void remote_on_register(struct remote_conn *c, const uint8_t *p, uint32_t
 			      "provider name must be 1-63 characters of A-Z a-z 0-9 . _ -, flags 0");
 		return;
 	}
+	if (c->r->shutting_down) {
+		remote_refuse(c, SPT_CC_PROVIDER_REGISTER, SPT_CTL_RC_SHUTTING_DOWN, "sptd is stopping");
+		return;
+	}
 	l = remote_lun_by_name(c->r, req.name);
 	if (!l || l->closed) {
 		snprintf(why, sizeof(why), "no --lun provider:%s in this sptd", req.name);
@@ -1285,6 +1290,12 @@ fail:
 	}
 	free(r);
 	return NULL;
+}
+
+void spt_remote_shutdown(struct spt_remote *r)
+{
+	if (r)
+		r->shutting_down = true;
 }
 
 void spt_remote_set_stop(struct spt_remote *r, spt_remote_stop_fn fn, void *arg)

@@ -45,6 +45,10 @@ struct spt_remote *spt_remote_open(struct ev_loop *loop, const struct spt_remote
 				   char *err, size_t errlen);
 void spt_remote_set_stop(struct spt_remote *r, spt_remote_stop_fn fn, void *arg);
 
+/* sptd is stopping: registrations are refused (SHUTTING_DOWN) from now on;
+ * connected providers keep serving until the sessions are gone. */
+void spt_remote_shutdown(struct spt_remote *r);
+
 /*
  * Declares LUN lun_no of target_name as served by the provider that
  * registers as name (one LUN per name); fills *out. Until a provider

@@ -2,8 +2,8 @@
 # External providers against real initiators: build/spt-memprovider (C, on
 # libspt) and examples/python/spt_provider.py (Python standard library only)
 # each serve a LUN of one sptd through --provider-socket.
-#  - libiscsi's conformance suites for reading, writing, INQUIRY and
-#    capacity pass on both LUNs (per-test verdicts compared with
+#  - libiscsi's conformance suites (every suite of the ALL family, each in
+#    its own run) pass on both LUNs (per-test verdicts compared with
 #    tests/conformance/accepted-failures.txt, like test_conformance.sh);
 #  - `sptctl session stop` of a session running iscsi-perf on a provider LUN:
 #    gone within grace + 2 s, a second iscsi-perf session unaffected;
@@ -12,6 +12,7 @@
 #  - the daemon exits cleanly (sanitizer-clean under the san pass).
 #
 #   SPT_PROVIDER_SUITES="ALL.Read10 ..."   the suites run on each provider LUN
+#                                          (ALL: every suite of the ALL family)
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 spt_init providers
@@ -24,10 +25,7 @@ PARSE=$CONF/cu_parse.py
 ACCEPTED=$CONF/accepted-failures.txt
 TARGET=iqn.2026-11.org.spt:providers
 INITIATOR2=iqn.2026-11.org.spt:test-initiator-2
-SUITES=${SPT_PROVIDER_SUITES:-ALL.Inquiry ALL.ReadCapacity10 ALL.ReadCapacity16 ALL.TestUnitReady
-ALL.Read6 ALL.Read10 ALL.Read12 ALL.Read16 ALL.Write10 ALL.Write12 ALL.Write16 ALL.WriteVerify10
-ALL.Verify10 ALL.Verify16 ALL.SyncCache10 ALL.SyncCache16 ALL.ModeSense6 ALL.PreventAllow
-ALL.StartStopUnit ALL.WriteSame10 ALL.WriteSame16 ALL.Unmap ALL.GetLBAStatus ALL.iSCSIcmdsn}
+SUITES=${SPT_PROVIDER_SUITES:-ALL}
 SIZE_MB=64
 GRACE=2
 
@@ -97,6 +95,9 @@ fi
 # ---- conformance suites on each provider LUN ----
 LIST=$SPT_TMP/list.txt
 iscsi-test-cu --list >"$LIST" 2>&1
+if [ "$SUITES" = ALL ]; then
+	SUITES=$(python3 "$PARSE" suites "$LIST" ALL | tr '\n' ' ')
+fi
 OUT=$SPT_TMP/out
 mkdir -p "$OUT"
 for lun in 0 1; do
