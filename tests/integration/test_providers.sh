@@ -185,7 +185,14 @@ else
 fi
 
 # ---- the memprovider dies during I/O and comes back ----
-sleep 0.5
+# iscsi-perf -n keeps its session and goes on through the errors; once the
+# provider is back its commands must succeed again
+PERF_C=iqn.2026-11.org.spt:perf-c
+iscsi-perf -n -i "$PERF_C" -m 8 -t 60 "$(spt_url 0)" >"$SPT_TMP/perf-c.txt" 2>&1 </dev/null &
+PERF_C_PID=$!
+SPT_STARTED_PIDS+=("$PERF_C_PID")
+sleep 1.5
+hc=$(session_handle "$PERF_C")
 spt_kill_pid "$MEM_PID" KILL
 MEM_PID=
 SPT_PID=$DAEMON_PID
@@ -208,6 +215,21 @@ if lun_ready 0 "$(spt_t 10)"; then pass "a restarted memprovider takes LUN 0 bac
 	fail "a restarted memprovider takes LUN 0 back"
 	spt_show "$SPT_TMP/memprovider.log"
 fi
+# last "iops current N" that iscsi-perf printed
+perf_iops() {
+	tr '\r' '\n' <"$1" | sed -n 's/.*iops current \([0-9]*\).*/\1/p' | tail -n 1
+}
+sleep 3
+iops=$(perf_iops "$SPT_TMP/perf-c.txt")
+if [ -n "$iops" ] && [ "$iops" -gt 0 ] && kill -0 "$PERF_C_PID" 2>/dev/null; then
+	pass "iscsi-perf's commands succeed again after the provider came back ($iops IOPS)"
+else
+	fail "iscsi-perf's commands succeed again after the provider came back (last: '${iops:-none}')"
+	spt_show "$SPT_TMP/perf-c.txt" 5
+fi
+expect_eq "... in the same session as before the provider died" "$(session_handle "$PERF_C")" "$hc"
+spt_kill_pid "$PERF_C_PID" TERM
+SPT_PID=$DAEMON_PID
 if command -v qemu-io >/dev/null; then
 	check "I/O works on the LUN after the provider restarted (qemu-io write + verify 4 MiB)" \
 		qemu-io -f raw -c "write -P 0x5a 1M 4M" -c "read -P 0x5a 1M 4M" "$(spt_url 0)"
