@@ -7,6 +7,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential pkg-config                    # compiler, make
 	liburing-dev libisal-dev libssl-dev           # io_uring, CRC32C, libcrypto
+	libconfig-dev                                 # sptd --config
 	libcmocka-dev                                 # unit tests
 	libiscsi-dev libiscsi-bin                     # libiscsi, iscsi-test-cu, iscsi-ls, iscsi-inq ...
 	qemu-utils qemu-block-extra                   # qemu-img, qemu-io and their iSCSI driver
