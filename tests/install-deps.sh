@@ -8,11 +8,13 @@ PACKAGES=(
 	build-essential pkg-config                    # compiler, make
 	liburing-dev libisal-dev libssl-dev           # io_uring, CRC32C, libcrypto
 	libconfig-dev                                 # sptd --config
+	libmicrohttpd-dev                             # sptd --metrics (Prometheus endpoint)
 	libcmocka-dev                                 # unit tests
 	libiscsi-dev libiscsi-bin                     # libiscsi, iscsi-test-cu, iscsi-ls, iscsi-inq ...
 	qemu-utils qemu-block-extra                   # qemu-img, qemu-io and their iSCSI driver
 	python3                                       # test_badinput.py, helpers
 	iproute2 procps coreutils                     # ss, ps; timeout, truncate, stat
+	groff-base                                    # test_install.sh: man pages render without warnings
 	clang libclang-rt-14-dev                      # libFuzzer harnesses (fuzz/, test_fuzz.sh)
 )
 

@@ -5,10 +5,11 @@
  *   sptctl [--socket PATH] [--timeout SEC] session stop HANDLE [--grace SEC]
  *   sptctl [--socket PATH] [--timeout SEC] target list [--json]
  *   sptctl [--socket PATH] [--timeout SEC] lun list [--json]
+ *   sptctl [--socket PATH] [--timeout SEC] stats [--json]
  *
  * Speaks the pass-through frames of include/spt/spt.h (struct
  * spt_io_header + payload: SESSION_LIST, SESSION_END, TARGET_LIST,
- * LUN_LIST); every response is checked like any input from outside before
+ * LUN_LIST, STATS); every response is checked like any input from outside before
  * a byte of it is printed. Lists come page by page, each page's cursor
  * checked to move forward. Tables show sizes in binary units (1.0G =
  * 2^30 bytes); JSON carries exact byte counts.
@@ -29,7 +30,7 @@
 #include "ctl/frame.h"
 
 #define SPTCTL_VERSION "0.1.0"
-#define SPTCTL_DEFAULT_SOCKET "/run/sptd.sock"
+#define SPTCTL_DEFAULT_SOCKET "/run/sptd/control.sock"
 #define SPTCTL_SOCKET_ENV "SPT_CONTROL_SOCKET"
 #define SPTCTL_LIST_TIMEOUT_S 10	/* a list is answered at once; this is generous */
 #define SPTCTL_REPLY_SLACK_S 5		/* beyond the daemon's own bound */
@@ -76,6 +77,14 @@ static void sptctl_usage(FILE *f)
 		"  lun list [--json]                LUNs: target, LUN, backend (file:PATH,\n"
 		"                                   provider:NAME, ...), state (online, no provider,\n"
 		"                                   ...), size, block size and mode (ro or rw)\n"
+		"  stats [--json]                   statistics: per target and LUN commands (read,\n"
+		"                                   write, other), bytes, errors, aborts, queue depth\n"
+		"                                   and latency (average; P50/P99 as histogram bucket\n"
+		"                                   bounds); per session and connection commands,\n"
+		"                                   PDUs, bytes and digest errors\n"
+		"  config save [FILE]               write the running configuration (targets, LUNs,\n"
+		"                                   ACLs, portals, limits ...) atomically to FILE\n"
+		"                                   (default: the file sptd was started with)\n"
 		"  help                             this text\n"
 		"\n"
 		"Lists print an aligned table (sizes in binary units: 1.0G = 1073741824 bytes)\n"
@@ -1205,6 +1214,590 @@ static int sptctl_lun_list(struct sptctl *c, int argc, char **argv)
 	return sptctl_flush(status);
 }
 
+/* ---- stats ---- */
+
+/* Everything `sptctl stats` shows, fetched kind by kind, page by page. */
+struct sptctl_stats {
+	struct spt_ctl_stats_server server;
+	struct spt_ctl_stats_target *targets;
+	size_t ntargets;
+	struct spt_ctl_stats_lun *luns;
+	size_t nluns;
+	struct spt_ctl_stats_session *sessions;
+	size_t nsessions;
+};
+
+static void sptctl_stats_free(struct sptctl_stats *st)
+{
+	free(st->targets);
+	free(st->luns);
+	free(st->sessions);
+}
+
+/*
+ * Every entry of one kind into *out (malloc'd, *nout of them, each
+ * ctl_stats_entry_size(kind) bytes), the cursor checked to move forward on
+ * every entry. limit bounds a daemon that keeps saying "more". Returns an
+ * exit status.
+ */
+static int sptctl_fetch_stats(struct sptctl *c, uint32_t kind, size_t limit, void **out, size_t *nout)
+{
+	size_t esize = ctl_stats_entry_size(kind), n = 0, cap = 0;
+	struct spt_ctl_stats_request req;
+	char *v = NULL;
+	int status = SPTCTL_OK;
+	struct ctl_rx rx;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = kind;
+	ctl_rx_init(&rx, SPT_CTL_RESPONSE_MAX);
+	for (;;) {
+		struct spt_ctl_stats sh;
+		uint8_t reqbuf[sizeof(req)];
+		char why[CTL_WHY_MAX];
+
+		ctl_stats_request_encode(reqbuf, &req);
+		status = sptctl_request(c, SPT_CC_STATS, reqbuf, sizeof(reqbuf), &rx);
+		if (status != SPTCTL_OK)
+			goto out;
+		if (ctl_stats_decode(rx.payload, rx.h.length, &sh, why, sizeof(why)) < 0) {
+			status = sptctl_malformed(why);
+			goto out;
+		}
+		if (sh.kind != kind) {
+			status = sptctl_malformed("STATS answered with another kind");
+			goto out;
+		}
+		if (n + sh.count > limit) {
+			fprintf(stderr, "sptctl: sptd reports more than %zu entries of kind %u\n", limit,
+				kind);
+			status = SPTCTL_UNREACHABLE;
+			goto out;
+		}
+		if (n + sh.count > cap) {
+			size_t ncap = n + sh.count;
+			char *nv = realloc(v, ncap * esize);
+
+			if (!nv) {
+				fprintf(stderr, "sptctl: out of memory\n");
+				status = SPTCTL_UNREACHABLE;
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		for (uint32_t i = 0; i < sh.count; i++, n++) {
+			const uint8_t *p = rx.payload + sizeof(sh) + (size_t)i * sh.entry_length;
+			void *e = v + n * esize;
+			bool in_order = true;
+
+			switch (kind) {
+			case SPT_CTL_STATS_SERVER:
+				ctl_stats_server_decode(p, sh.entry_length, e);
+				break;
+			case SPT_CTL_STATS_TARGETS: {
+				struct spt_ctl_stats_target *t = e;
+
+				ctl_stats_target_decode(p, sh.entry_length, t);
+				in_order = t->name[0] && strcmp(t->name, req.after_name) > 0;
+				memcpy(req.after_name, t->name, sizeof(req.after_name));
+				break;
+			}
+			case SPT_CTL_STATS_LUNS: {
+				struct spt_ctl_stats_lun *l = e;
+				int cmp;
+
+				ctl_stats_lun_decode(p, sh.entry_length, l);
+				cmp = strcmp(l->target_name, req.after_name);
+				in_order = l->target_name[0] &&
+					   (cmp > 0 || (cmp == 0 && l->lun > req.after_number));
+				memcpy(req.after_name, l->target_name, sizeof(req.after_name));
+				req.after_number = l->lun;
+				break;
+			}
+			default: {
+				struct spt_ctl_stats_session *s = e;
+
+				ctl_stats_session_decode(p, sh.entry_length, s);
+				in_order = s->itnexus_handle > req.after_number;
+				req.after_number = s->itnexus_handle;
+				break;
+			}
+			}
+			/* pages come in cursor order: anything else would loop */
+			if (!in_order) {
+				status = sptctl_malformed("statistics out of order");
+				goto out;
+			}
+		}
+		if (kind == SPT_CTL_STATS_SERVER || !sh.more || sh.count == 0)
+			break;
+	}
+out:
+	ctl_rx_reset(&rx);
+	if (status != SPTCTL_OK) {
+		free(v);
+		v = NULL;
+		n = 0;
+	}
+	*out = v;
+	*nout = n;
+	return status;
+}
+
+static int sptctl_fetch_all_stats(struct sptctl *c, struct sptctl_stats *st)
+{
+	void *v = NULL;
+	size_t n = 0;
+	int status;
+
+	memset(st, 0, sizeof(*st));
+	status = sptctl_fetch_stats(c, SPT_CTL_STATS_SERVER, 1, &v, &n);
+	if (status != SPTCTL_OK)
+		goto out;
+	if (n != 1) {
+		status = sptctl_malformed("STATS server without its entry");
+		goto out;
+	}
+	st->server = *(struct spt_ctl_stats_server *)v;
+	free(v);
+	v = NULL;
+	status = sptctl_fetch_stats(c, SPT_CTL_STATS_TARGETS, SPTCTL_MAX_TARGETS, &v, &st->ntargets);
+	st->targets = v;
+	if (status != SPTCTL_OK)
+		goto out;
+	status = sptctl_fetch_stats(c, SPT_CTL_STATS_LUNS, SPTCTL_MAX_LUNS, &v, &st->nluns);
+	st->luns = v;
+	if (status != SPTCTL_OK)
+		goto out;
+	status = sptctl_fetch_stats(c, SPT_CTL_STATS_SESSIONS, SPTCTL_MAX_SESSIONS, &v, &st->nsessions);
+	st->sessions = v;
+	v = NULL;
+out:
+	free(v);
+	if (status != SPTCTL_OK) {
+		sptctl_stats_free(st);
+		memset(st, 0, sizeof(*st));
+	}
+	return status;
+}
+
+/* "125us", "3.2ms", "1.50s": a latency for a table. */
+static void sptctl_human_ns(uint64_t ns, char *out, size_t len)
+{
+	if (ns < 10000)
+		snprintf(out, len, "%lluns", (unsigned long long)ns);
+	else if (ns < 10000000)
+		snprintf(out, len, "%lluus", (unsigned long long)(ns / 1000));
+	else if (ns < 10000000000ull)
+		snprintf(out, len, "%.1fms", (double)ns / 1e6);
+	else
+		snprintf(out, len, "%.2fs", (double)ns / 1e9);
+}
+
+/* A bucket bound of us microseconds: "512us", "1.0ms", "16.8s". */
+static void sptctl_human_us(uint64_t us, char *out, size_t len)
+{
+	if (us < 1000)
+		snprintf(out, len, "%lluus", (unsigned long long)us);
+	else if (us < 1000000)
+		snprintf(out, len, "%.1fms", (double)us / 1e3);
+	else
+		snprintf(out, len, "%.1fs", (double)us / 1e6);
+}
+
+/* The upper bound of the bucket holding quantile q of the histogram:
+ * "<=512us"; ">16.8s" for the last bucket; "-" when empty. */
+static void sptctl_quantile_text(const struct spt_ctl_stats_latency *lat, double q, char *out, size_t len)
+{
+	uint64_t total = 0, seen = 0, rank;
+
+	for (size_t i = 0; i < SPT_CTL_STATS_BUCKETS; i++)
+		total += lat->buckets[i];
+	if (total == 0) {
+		snprintf(out, len, "-");
+		return;
+	}
+	rank = (uint64_t)(q * (double)total);
+	if (rank < 1)
+		rank = 1;
+	for (size_t i = 0; i < SPT_CTL_STATS_BUCKETS; i++) {
+		char b[24];
+
+		seen += lat->buckets[i];
+		if (seen < rank)
+			continue;
+		if (i == SPT_CTL_STATS_BUCKETS - 1) {
+			sptctl_human_us(1ull << (SPT_CTL_STATS_BUCKETS - 2), b, sizeof(b));
+			snprintf(out, len, ">%s", b);
+		} else {
+			sptctl_human_us(1ull << i, b, sizeof(b));
+			snprintf(out, len, "<=%s", b);
+		}
+		return;
+	}
+	snprintf(out, len, "-");
+}
+
+enum {
+	IO_CMDS, IO_READS, IO_WRITES, IO_OTHER, IO_READ, IO_WRITTEN, IO_ERRORS, IO_ABORTS, IO_QD,
+	IO_AVG, IO_P50, IO_P99, IO_COLS
+};
+
+static const char *const sptctl_io_head[IO_COLS] = {
+	"CMDS", "READS", "WRITES", "OTHER", "READ", "WRITTEN", "ERRORS", "ABORTS", "QD",
+	"AVG LAT", "P50", "P99",
+};
+
+/* The I/O columns of a target or LUN row, from column `first` on. */
+static void sptctl_io_cells(struct sptctl_table *t, size_t row, size_t first,
+			    const struct spt_ctl_stats_io *io, const struct spt_ctl_stats_latency *lat)
+{
+	char rd[32], wr[32], avg[32] = "-", p50[32], p99[32];
+
+	sptctl_human_size(io->bytes_read, rd, sizeof(rd));
+	sptctl_human_size(io->bytes_written, wr, sizeof(wr));
+	if (lat->count)
+		sptctl_human_ns(lat->sum_ns / lat->count, avg, sizeof(avg));
+	sptctl_quantile_text(lat, 0.5, p50, sizeof(p50));
+	sptctl_quantile_text(lat, 0.99, p99, sizeof(p99));
+	sptctl_table_set(t, row, first + IO_CMDS, "%llu", (unsigned long long)io->commands);
+	sptctl_table_set(t, row, first + IO_READS, "%llu", (unsigned long long)io->read_commands);
+	sptctl_table_set(t, row, first + IO_WRITES, "%llu", (unsigned long long)io->write_commands);
+	/* a daemon's counters move between the fields' reads: never below 0 */
+	sptctl_table_set(t, row, first + IO_OTHER, "%llu",
+			 (unsigned long long)(io->commands >= io->read_commands + io->write_commands ?
+					      io->commands - io->read_commands - io->write_commands : 0));
+	sptctl_table_set(t, row, first + IO_READ, "%s", rd);
+	sptctl_table_set(t, row, first + IO_WRITTEN, "%s", wr);
+	sptctl_table_set(t, row, first + IO_ERRORS, "%llu", (unsigned long long)io->errors);
+	sptctl_table_set(t, row, first + IO_ABORTS, "%llu", (unsigned long long)io->aborts);
+	sptctl_table_set(t, row, first + IO_QD, "%llu", (unsigned long long)io->queue_depth);
+	sptctl_table_set(t, row, first + IO_AVG, "%s", avg);
+	sptctl_table_set(t, row, first + IO_P50, "%s", p50);
+	sptctl_table_set(t, row, first + IO_P99, "%s", p99);
+}
+
+/* A table with `key` leading columns and then the I/O columns. */
+static int sptctl_io_table_init(struct sptctl_table *t, const char **head, bool *right,
+				const char *const *key, size_t nkey, size_t nrows)
+{
+	for (size_t k = 0; k < nkey; k++) {
+		head[k] = key[k];
+		right[k] = false;
+	}
+	for (size_t k = 0; k < IO_COLS; k++) {
+		head[nkey + k] = sptctl_io_head[k];
+		right[nkey + k] = true;
+	}
+	if (sptctl_table_init(t, head, right, nkey + IO_COLS, nrows) < 0) {
+		fprintf(stderr, "sptctl: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+#define SPTCTL_STATS_KEYS_MAX 4
+
+static int sptctl_print_stats(const struct sptctl_stats *st)
+{
+	const char *head[SPTCTL_STATS_KEYS_MAX + IO_COLS];
+	bool right[SPTCTL_STATS_KEYS_MAX + IO_COLS];
+	static const char *const target_key[] = { "TARGET", "LUNS", "SESSIONS" };
+	static const char *const lun_key[] = { "TARGET", "LUN" };
+	struct sptctl_table t;
+	int status;
+
+	printf("server: %u session%s, %u connection%s, %u target%s, %u LUN%s; digest errors: "
+	       "%llu header, %llu data\n",
+	       st->server.sessions, st->server.sessions == 1 ? "" : "s", st->server.connections,
+	       st->server.connections == 1 ? "" : "s", st->server.targets,
+	       st->server.targets == 1 ? "" : "s", st->server.luns, st->server.luns == 1 ? "" : "s",
+	       (unsigned long long)st->server.header_digest_errors,
+	       (unsigned long long)st->server.data_digest_errors);
+
+	printf("\ntargets:\n");
+	if (st->ntargets == 0) {
+		printf("no targets\n");
+	} else {
+		if (sptctl_io_table_init(&t, head, right, target_key, 3, st->ntargets) < 0)
+			return SPTCTL_UNREACHABLE;
+		right[1] = right[2] = true;
+		for (size_t i = 0; i < st->ntargets; i++) {
+			const struct spt_ctl_stats_target *e = &st->targets[i];
+
+			sptctl_table_set(&t, i, 0, "%s", e->name);
+			sptctl_table_set(&t, i, 1, "%u", e->lun_count);
+			sptctl_table_set(&t, i, 2, "%u", e->session_count);
+			sptctl_io_cells(&t, i, 3, &e->io, &e->latency);
+		}
+		status = sptctl_table_print(&t);
+		sptctl_table_free(&t);
+		if (status != SPTCTL_OK)
+			return status;
+	}
+
+	printf("\nLUNs:\n");
+	if (st->nluns == 0) {
+		printf("no LUNs\n");
+	} else {
+		if (sptctl_io_table_init(&t, head, right, lun_key, 2, st->nluns) < 0)
+			return SPTCTL_UNREACHABLE;
+		right[1] = true;
+		for (size_t i = 0; i < st->nluns; i++) {
+			const struct spt_ctl_stats_lun *e = &st->luns[i];
+
+			sptctl_table_set(&t, i, 0, "%s", e->target_name);
+			sptctl_table_set(&t, i, 1, "%llu", (unsigned long long)e->lun);
+			sptctl_io_cells(&t, i, 2, &e->io, &e->latency);
+		}
+		status = sptctl_table_print(&t);
+		sptctl_table_free(&t);
+		if (status != SPTCTL_OK)
+			return status;
+	}
+	return SPTCTL_OK;
+}
+
+enum {
+	SST_HANDLE, SST_INITIATOR, SST_ISID, SST_TARGET, SST_CMDS, SST_ERRORS, SST_ABORTS, SST_QD,
+	SST_READ, SST_WRITTEN, SST_HDIGEST, SST_DDIGEST, SST_COLS
+};
+
+enum {
+	CST_HANDLE, CST_CID, CST_PEER, CST_PDUS_IN, CST_PDUS_OUT, CST_IN, CST_OUT, CST_HDIGEST,
+	CST_DDIGEST, CST_COLS
+};
+
+static int sptctl_print_stats_sessions(const struct sptctl_stats *st)
+{
+	static const char *const shead[SST_COLS] = {
+		"HANDLE", "INITIATOR", "ISID", "TARGET", "CMDS", "ERRORS", "ABORTS", "QD", "READ",
+		"WRITTEN", "HDR DIGEST ERR", "DATA DIGEST ERR",
+	};
+	static const bool sright[SST_COLS] = {
+		[SST_CMDS] = true, [SST_ERRORS] = true, [SST_ABORTS] = true, [SST_QD] = true,
+		[SST_READ] = true, [SST_WRITTEN] = true, [SST_HDIGEST] = true, [SST_DDIGEST] = true,
+	};
+	static const char *const chead[CST_COLS] = {
+		"HANDLE", "CID", "PEER", "PDUS IN", "PDUS OUT", "BYTES IN", "BYTES OUT",
+		"HDR DIGEST ERR", "DATA DIGEST ERR",
+	};
+	static const bool cright[CST_COLS] = {
+		[CST_CID] = true, [CST_PDUS_IN] = true, [CST_PDUS_OUT] = true, [CST_IN] = true,
+		[CST_OUT] = true, [CST_HDIGEST] = true, [CST_DDIGEST] = true,
+	};
+	struct sptctl_table t;
+	size_t nconns = 0, row = 0;
+	int status;
+
+	printf("\nsessions:\n");
+	if (st->nsessions == 0) {
+		printf("no sessions\n");
+		return SPTCTL_OK;
+	}
+	if (sptctl_table_init(&t, shead, sright, SST_COLS, st->nsessions) < 0) {
+		fprintf(stderr, "sptctl: out of memory\n");
+		return SPTCTL_UNREACHABLE;
+	}
+	for (size_t i = 0; i < st->nsessions; i++) {
+		const struct spt_ctl_stats_session *s = &st->sessions[i];
+		char rd[32], wr[32];
+
+		sptctl_human_size(s->bytes_read, rd, sizeof(rd));
+		sptctl_human_size(s->bytes_written, wr, sizeof(wr));
+		sptctl_table_set(&t, i, SST_HANDLE, "0x%016llx", (unsigned long long)s->itnexus_handle);
+		sptctl_table_set(&t, i, SST_INITIATOR, "%s", s->initiator_name);
+		sptctl_table_set(&t, i, SST_ISID, "0x%02x%02x%02x%02x%02x%02x", s->isid[0], s->isid[1],
+				 s->isid[2], s->isid[3], s->isid[4], s->isid[5]);
+		sptctl_table_set(&t, i, SST_TARGET, "%s", s->target_name[0] ? s->target_name : "-");
+		sptctl_table_set(&t, i, SST_CMDS, "%llu", (unsigned long long)s->commands);
+		sptctl_table_set(&t, i, SST_ERRORS, "%llu", (unsigned long long)s->errors);
+		sptctl_table_set(&t, i, SST_ABORTS, "%llu", (unsigned long long)s->aborts);
+		sptctl_table_set(&t, i, SST_QD, "%llu", (unsigned long long)s->queue_depth);
+		sptctl_table_set(&t, i, SST_READ, "%s", rd);
+		sptctl_table_set(&t, i, SST_WRITTEN, "%s", wr);
+		sptctl_table_set(&t, i, SST_HDIGEST, "%llu", (unsigned long long)s->header_digest_errors);
+		sptctl_table_set(&t, i, SST_DDIGEST, "%llu", (unsigned long long)s->data_digest_errors);
+		nconns += s->connection_count < SPT_CTL_CONNS_MAX ? s->connection_count : SPT_CTL_CONNS_MAX;
+	}
+	status = sptctl_table_print(&t);
+	sptctl_table_free(&t);
+	if (status != SPTCTL_OK)
+		return status;
+
+	printf("\nconnections:\n");
+	if (nconns == 0) {
+		printf("no connections\n");
+		return SPTCTL_OK;
+	}
+	if (sptctl_table_init(&t, chead, cright, CST_COLS, nconns) < 0) {
+		fprintf(stderr, "sptctl: out of memory\n");
+		return SPTCTL_UNREACHABLE;
+	}
+	for (size_t i = 0; i < st->nsessions; i++) {
+		const struct spt_ctl_stats_session *s = &st->sessions[i];
+		size_t shown = s->connection_count < SPT_CTL_CONNS_MAX ? s->connection_count :
+									 SPT_CTL_CONNS_MAX;
+
+		for (size_t k = 0; k < shown; k++, row++) {
+			const struct spt_ctl_stats_connection *cn = &s->conns[k];
+			char in[32], out[32];
+
+			sptctl_human_size(cn->bytes_in, in, sizeof(in));
+			sptctl_human_size(cn->bytes_out, out, sizeof(out));
+			sptctl_table_set(&t, row, CST_HANDLE, "0x%016llx",
+					 (unsigned long long)s->itnexus_handle);
+			sptctl_table_set(&t, row, CST_CID, "%u", cn->cid);
+			sptctl_table_set(&t, row, CST_PEER, "%s", cn->peer_address);
+			sptctl_table_set(&t, row, CST_PDUS_IN, "%llu", (unsigned long long)cn->pdus_in);
+			sptctl_table_set(&t, row, CST_PDUS_OUT, "%llu", (unsigned long long)cn->pdus_out);
+			sptctl_table_set(&t, row, CST_IN, "%s", in);
+			sptctl_table_set(&t, row, CST_OUT, "%s", out);
+			sptctl_table_set(&t, row, CST_HDIGEST, "%llu",
+					 (unsigned long long)cn->header_digest_errors);
+			sptctl_table_set(&t, row, CST_DDIGEST, "%llu",
+					 (unsigned long long)cn->data_digest_errors);
+		}
+	}
+	status = sptctl_table_print(&t);
+	sptctl_table_free(&t);
+	return status;
+}
+
+static void sptctl_json_u64(const char *name, uint64_t v, bool last)
+{
+	printf("\"%s\": %llu%s", name, (unsigned long long)v, last ? "" : ", ");
+}
+
+/* The I/O counters and the histogram of a target or LUN: exact numbers;
+ * buckets per bucket (not cumulative), le_us null for the last one. */
+static void sptctl_json_io(const struct spt_ctl_stats_io *io, const struct spt_ctl_stats_latency *lat)
+{
+	sptctl_json_u64("commands", io->commands, false);
+	sptctl_json_u64("read_commands", io->read_commands, false);
+	sptctl_json_u64("write_commands", io->write_commands, false);
+	sptctl_json_u64("other_commands",
+			io->commands >= io->read_commands + io->write_commands ?
+			io->commands - io->read_commands - io->write_commands : 0, false);
+	sptctl_json_u64("bytes_read", io->bytes_read, false);
+	sptctl_json_u64("bytes_written", io->bytes_written, false);
+	sptctl_json_u64("errors", io->errors, false);
+	sptctl_json_u64("aborts", io->aborts, false);
+	sptctl_json_u64("queue_depth", io->queue_depth, false);
+	printf("\"latency\": {");
+	sptctl_json_u64("count", lat->count, false);
+	sptctl_json_u64("sum_ns", lat->sum_ns, false);
+	printf("\"buckets\": [");
+	for (size_t i = 0; i < SPT_CTL_STATS_BUCKETS; i++) {
+		if (i + 1 < SPT_CTL_STATS_BUCKETS)
+			printf("%s{\"le_us\": %llu, ", i ? ", " : "", 1ull << i);
+		else
+			printf(", {\"le_us\": null, ");
+		sptctl_json_u64("count", lat->buckets[i], true);
+		putchar('}');
+	}
+	printf("]}");
+}
+
+static int sptctl_print_stats_json(const struct sptctl_stats *st)
+{
+	char buf[64];
+
+	printf("{\"server\": {");
+	printf("\"sessions\": %u, \"connections\": %u, \"targets\": %u, \"luns\": %u, ",
+	       st->server.sessions, st->server.connections, st->server.targets, st->server.luns);
+	sptctl_json_u64("header_digest_errors", st->server.header_digest_errors, false);
+	sptctl_json_u64("data_digest_errors", st->server.data_digest_errors, true);
+	printf("},\n\"targets\": [");
+	for (size_t i = 0; i < st->ntargets; i++) {
+		const struct spt_ctl_stats_target *e = &st->targets[i];
+
+		printf("%s\n  {", i ? "," : "");
+		sptctl_json_field("name", e->name, false);
+		printf("\"lun_count\": %u, \"session_count\": %u, ", e->lun_count, e->session_count);
+		sptctl_json_io(&e->io, &e->latency);
+		putchar('}');
+	}
+	printf("%s],\n\"luns\": [", st->ntargets ? "\n" : "");
+	for (size_t i = 0; i < st->nluns; i++) {
+		const struct spt_ctl_stats_lun *e = &st->luns[i];
+
+		printf("%s\n  {", i ? "," : "");
+		sptctl_json_field("target", e->target_name, false);
+		sptctl_json_u64("lun", e->lun, false);
+		sptctl_json_io(&e->io, &e->latency);
+		putchar('}');
+	}
+	printf("%s],\n\"sessions\": [", st->nluns ? "\n" : "");
+	for (size_t i = 0; i < st->nsessions; i++) {
+		const struct spt_ctl_stats_session *s = &st->sessions[i];
+		size_t shown = s->connection_count < SPT_CTL_CONNS_MAX ? s->connection_count :
+									 SPT_CTL_CONNS_MAX;
+
+		printf("%s\n  {", i ? "," : "");
+		/* 64-bit handles as strings: JSON numbers lose bits past 2^53 */
+		snprintf(buf, sizeof(buf), "0x%016llx", (unsigned long long)s->itnexus_handle);
+		sptctl_json_field("handle", buf, false);
+		sptctl_json_field("initiator", s->initiator_name, false);
+		snprintf(buf, sizeof(buf), "0x%02x%02x%02x%02x%02x%02x", s->isid[0], s->isid[1],
+			 s->isid[2], s->isid[3], s->isid[4], s->isid[5]);
+		sptctl_json_field("isid", buf, false);
+		sptctl_json_field("target", s->target_name, false);
+		printf("\"tsih\": %u, ", s->tsih);
+		sptctl_json_field("type", sptctl_type_name(s->session_type), false);
+		sptctl_json_u64("commands", s->commands, false);
+		sptctl_json_u64("errors", s->errors, false);
+		sptctl_json_u64("aborts", s->aborts, false);
+		sptctl_json_u64("queue_depth", s->queue_depth, false);
+		sptctl_json_u64("bytes_read", s->bytes_read, false);
+		sptctl_json_u64("bytes_written", s->bytes_written, false);
+		sptctl_json_u64("header_digest_errors", s->header_digest_errors, false);
+		sptctl_json_u64("data_digest_errors", s->data_digest_errors, false);
+		printf("\"connection_count\": %u, \"connections\": [", s->connection_count);
+		for (size_t k = 0; k < shown; k++) {
+			const struct spt_ctl_stats_connection *cn = &s->conns[k];
+
+			printf("%s{\"cid\": %u, ", k ? ", " : "", cn->cid);
+			sptctl_json_field("peer_address", cn->peer_address, false);
+			sptctl_json_u64("pdus_in", cn->pdus_in, false);
+			sptctl_json_u64("pdus_out", cn->pdus_out, false);
+			sptctl_json_u64("bytes_in", cn->bytes_in, false);
+			sptctl_json_u64("bytes_out", cn->bytes_out, false);
+			sptctl_json_u64("header_digest_errors", cn->header_digest_errors, false);
+			sptctl_json_u64("data_digest_errors", cn->data_digest_errors, true);
+			putchar('}');
+		}
+		printf("]}");
+	}
+	printf("%s]}\n", st->nsessions ? "\n" : "");
+	return SPTCTL_OK;
+}
+
+static int sptctl_stats(struct sptctl *c, int argc, char **argv)
+{
+	struct sptctl_stats st;
+	bool json;
+	int status;
+
+	if (sptctl_list_args("stats", argc, argv, &json) < 0)
+		return SPTCTL_USAGE;
+	if (sptctl_connect(c, c->timeout_s ? c->timeout_s : SPTCTL_LIST_TIMEOUT_S) < 0)
+		return SPTCTL_UNREACHABLE;
+	status = sptctl_fetch_all_stats(c, &st);
+	if (status != SPTCTL_OK)
+		return status;
+	if (json) {
+		status = sptctl_print_stats_json(&st);
+	} else {
+		status = sptctl_print_stats(&st);
+		if (status == SPTCTL_OK)
+			status = sptctl_print_stats_sessions(&st);
+	}
+	sptctl_stats_free(&st);
+	return sptctl_flush(status);
+}
+
 /* ---- session stop ---- */
 
 static int sptctl_session_stop(struct sptctl *c, int argc, char **argv)
@@ -1273,6 +1866,49 @@ static int sptctl_session_stop(struct sptctl *c, int argc, char **argv)
 	return status;
 }
 
+/* config save [FILE]: a relative FILE is made absolute here, since the
+ * daemon's working directory is not ours. */
+static int sptctl_config_save(struct sptctl *c, int argc, char **argv)
+{
+	char path[SPT_CTL_PATH_MAX] = "";
+	struct ctl_rx rx;
+	int rc, status;
+
+	if (argc > 1 || (argc == 1 && argv[0][0] == '-')) {
+		fprintf(stderr, "sptctl: usage: config save [FILE]\n");
+		return SPTCTL_USAGE;
+	}
+	if (argc == 1) {
+		char cwd[SPT_CTL_PATH_MAX];
+		int n;
+
+		if (argv[0][0] == '/')
+			n = snprintf(path, sizeof(path), "%s", argv[0]);
+		else if (getcwd(cwd, sizeof(cwd)))
+			n = snprintf(path, sizeof(path), "%s/%s", cwd, argv[0]);
+		else
+			n = -1;
+		if (n < 0 || (size_t)n >= sizeof(path) || !argv[0][0]) {
+			fprintf(stderr, "sptctl: config save: bad or too long path '%s'\n", argv[0]);
+			return SPTCTL_USAGE;
+		}
+	}
+	if (sptctl_connect(c, c->timeout_s ? c->timeout_s : SPTCTL_LIST_TIMEOUT_S) < 0)
+		return SPTCTL_UNREACHABLE;
+	ctl_rx_init(&rx, SPT_CTL_RESPONSE_MAX);
+	rc = sptctl_call(c, SPT_CC_CONFIG_SAVE, c->timeout_s, path, (uint32_t)strlen(path), &rx);
+	if (rc < 0) {
+		status = SPTCTL_UNREACHABLE;
+	} else if (rc != 0) {
+		status = sptctl_report_error(&rx);
+	} else {
+		printf("configuration saved%s%s\n", path[0] ? " to " : " to sptd's --config file", path);
+		status = SPTCTL_OK;
+	}
+	ctl_rx_reset(&rx);
+	return status;
+}
+
 /* ---- commands ---- */
 
 struct sptctl_command {
@@ -1285,6 +1921,8 @@ static const struct sptctl_command sptctl_commands[] = {
 	{ "session", "stop", sptctl_session_stop },
 	{ "target", "list", sptctl_target_list },
 	{ "lun", "list", sptctl_lun_list },
+	{ "stats", NULL, sptctl_stats },	/* a noun alone */
+	{ "config", "save", sptctl_config_save },
 };
 #define SPTCTL_NCOMMANDS (sizeof(sptctl_commands) / sizeof(sptctl_commands[0]))
 
@@ -1300,6 +1938,8 @@ static const struct sptctl_command *sptctl_find_command(int argc, char **argv)
 
 		if (strcmp(argv[0], k->noun) != 0)
 			continue;
+		if (!k->verb)
+			return k;
 		noun_known = true;
 		if (argc >= 2 && strcmp(argv[1], k->verb) == 0)
 			return k;
@@ -1372,7 +2012,7 @@ int main(int argc, char **argv)
 	cmd = sptctl_find_command(argc, argv);
 	if (!cmd)
 		return SPTCTL_USAGE;
-	status = cmd->run(&c, argc - 2, argv + 2);
+	status = cmd->verb ? cmd->run(&c, argc - 2, argv + 2) : cmd->run(&c, argc - 1, argv + 1);
 	if (c.fd >= 0)
 		close(c.fd);
 	return status;

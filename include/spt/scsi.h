@@ -148,6 +148,8 @@ struct spt_bdev {
 	uint16_t relative_port;		/* VPD 0x83 relative target port identifier */
 	char target_name[224];		/* VPD 0x83 SCSI name string of the target port, may be empty */
 	struct spt_bdev_state *state;
+	/* ---- persistent reservations (src/scsi/pr.c), set before spt_bdev_init() ---- */
+	char pr_state_path[4096];	/* APTPL state file; empty: APTPL not supported (PTPL_C=0) */
 };
 
 /* Sets serial (VPD 0x80) and naa (VPD 0x83) from a name that identifies the

@@ -626,4 +626,206 @@ _Static_assert(sizeof(struct spt_ctl_lun_list) +
 	       SPT_CTL_LUN_PAGE_MAX * sizeof(struct spt_ctl_lun) <= SPT_CTL_RESPONSE_MAX,
 	       "a full LUN page fits in a response");
 
+/* ------------------------------------------------------------------ */
+/* Control plane: statistics (sptctl stats, issue 7)                    */
+/* ------------------------------------------------------------------ */
+/*
+ * STATS (0x203) on the control socket, framed, answered and refused like
+ * the lists above. The request names one kind of object; the response is
+ * struct spt_ctl_stats, then `count` entries of entry_length bytes:
+ *   SERVER (0):   one struct spt_ctl_stats_server (the daemon as a whole);
+ *   TARGETS (1):  struct spt_ctl_stats_target by ascending name; cursor
+ *                 after_name;
+ *   LUNS (2):     struct spt_ctl_stats_lun by ascending target name, then
+ *                 LUN; cursor (after_name, after_number);
+ *   SESSIONS (3): struct spt_ctl_stats_session by ascending handle, each
+ *                 with its first SPT_CTL_CONNS_MAX connections; cursor
+ *                 after_number.
+ * `more` = 1 says entries beyond this page exist. A reader takes the first
+ * min(entry_length, sizeof) bytes of each entry, so later versions may
+ * append fields; strings are NUL-terminated within their field.
+ *
+ * Counters count from the daemon's start (a LUN's, a target's) or the
+ * session's login; a target's are the sums of its LUNs'. A command counts
+ * once its status is sent: `commands`, its class (read: READ(6/10/12/16);
+ * write: WRITE(6/10/12/16), WRITE AND VERIFY(10/12/16); other: the rest),
+ * its data bytes, `errors` if the status is neither GOOD nor CONDITION MET,
+ * and its latency, from the arrival of the SCSI Command PDU to the status,
+ * in a histogram of SPT_CTL_STATS_BUCKETS log2 buckets: bucket i (i <
+ * SPT_CTL_STATS_BUCKETS - 1) counts latencies in (2^(i-1), 2^i]
+ * microseconds (bucket 0: up to 1 us), the last one those above
+ * 2^(SPT_CTL_STATS_BUCKETS - 2) us (about 16.8 s). A command ended by a
+ * TMF or the loss of its connection counts in `aborts` only.
+ */
+enum spt_ctl_stats_code {
+	SPT_CC_STATS = 0x203,
+};
+
+enum spt_ctl_stats_kind {
+	SPT_CTL_STATS_SERVER = 0,
+	SPT_CTL_STATS_TARGETS = 1,
+	SPT_CTL_STATS_LUNS = 2,
+	SPT_CTL_STATS_SESSIONS = 3,
+};
+
+#define SPT_CTL_STATS_BUCKETS 26		/* latency buckets: <= 2^0 .. 2^24 us, then more */
+#define SPT_CTL_STATS_TARGET_PAGE_MAX 64	/* entries per TARGETS response */
+#define SPT_CTL_STATS_LUN_PAGE_MAX 1024		/* entries per LUNS response */
+#define SPT_CTL_STATS_SESSION_PAGE_MAX 256	/* entries per SESSIONS response */
+
+/* STATS request (Length 0 means kind SERVER). */
+struct spt_ctl_stats_request {
+	uint32_t kind;		/* enum spt_ctl_stats_kind */
+	uint32_t max_entries;	/* 0 or more than the kind's page: the page maximum */
+	char after_name[SPT_CTL_NAME_MAX];	/* TARGETS, LUNS: only entries after this target
+						 * ("": from the first) */
+	uint64_t after_number;	/* LUNS: after this LUN of after_name; SESSIONS: handles
+				 * greater than this (0: from the first) */
+	uint64_t reserved;	/* 0 */
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_stats_request, after_name) == 8, "stats_request name offset");
+_Static_assert(offsetof(struct spt_ctl_stats_request, after_number) == 232,
+	       "stats_request number offset");
+_Static_assert(sizeof(struct spt_ctl_stats_request) == 248, "stats_request size");
+
+/* STATS response payload header. */
+struct spt_ctl_stats {
+	uint32_t kind;		/* as requested */
+	uint32_t count;		/* entries that follow */
+	uint32_t entry_length;	/* bytes per entry: sizeof the kind's entry today */
+	uint32_t total;		/* objects of this kind in the daemon when the page was made */
+	uint8_t more;		/* 1: entries after the last one exist */
+	uint8_t reserved[3];
+	uint32_t latency_buckets;	/* SPT_CTL_STATS_BUCKETS: buckets in each histogram */
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_stats, latency_buckets) == 20, "stats latency_buckets offset");
+_Static_assert(sizeof(struct spt_ctl_stats) == 24, "stats size");
+
+/* The I/O counters of a LUN or a target. */
+struct spt_ctl_stats_io {
+	uint64_t commands;	/* completed with a status */
+	uint64_t read_commands;
+	uint64_t write_commands;	/* other commands: commands - read - write */
+	uint64_t bytes_read;	/* data-in of the completed commands */
+	uint64_t bytes_written;	/* data-out of the completed commands */
+	uint64_t errors;	/* status other than GOOD and CONDITION MET */
+	uint64_t aborts;	/* ended by a TMF or the loss of their connection */
+	uint64_t queue_depth;	/* commands in flight now (a gauge) */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_stats_io) == 64, "stats_io size");
+
+/* Latency of the completed commands: arrival to status. */
+struct spt_ctl_stats_latency {
+	uint64_t count;		/* = commands */
+	uint64_t sum_ns;
+	uint64_t buckets[SPT_CTL_STATS_BUCKETS];	/* per bucket, not cumulative */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_stats_latency) == 16 + 8 * SPT_CTL_STATS_BUCKETS,
+	       "stats_latency size");
+
+/* SERVER: the daemon as a whole. */
+struct spt_ctl_stats_server {
+	uint32_t sessions;	/* logged in now, discovery included */
+	uint32_t connections;	/* open now, logging in included */
+	uint32_t targets;
+	uint32_t luns;
+	uint64_t header_digest_errors;	/* RFC 7143 7.8, every connection's since the start */
+	uint64_t data_digest_errors;
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_stats_server, header_digest_errors) == 16,
+	       "stats_server digest offset");
+_Static_assert(sizeof(struct spt_ctl_stats_server) == 32, "stats_server size");
+
+/* TARGETS: one target, the sums of its LUNs. */
+struct spt_ctl_stats_target {
+	char name[SPT_CTL_NAME_MAX];
+	uint32_t lun_count;
+	uint32_t session_count;	/* sessions logged in to it now */
+	struct spt_ctl_stats_io io;
+	struct spt_ctl_stats_latency latency;
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_stats_target, io) == 232, "stats_target io offset");
+_Static_assert(offsetof(struct spt_ctl_stats_target, latency) == 296, "stats_target latency offset");
+_Static_assert(sizeof(struct spt_ctl_stats_target) == 520, "stats_target size");
+
+/* LUNS: one LUN. */
+struct spt_ctl_stats_lun {
+	char target_name[SPT_CTL_NAME_MAX];
+	uint64_t lun;		/* flat LUN number */
+	struct spt_ctl_stats_io io;
+	struct spt_ctl_stats_latency latency;
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_stats_lun, lun) == 224, "stats_lun lun offset");
+_Static_assert(offsetof(struct spt_ctl_stats_lun, io) == 232, "stats_lun io offset");
+_Static_assert(offsetof(struct spt_ctl_stats_lun, latency) == 296, "stats_lun latency offset");
+_Static_assert(sizeof(struct spt_ctl_stats_lun) == 520, "stats_lun size");
+
+/* One connection of a session. */
+struct spt_ctl_stats_connection {
+	uint16_t cid;
+	uint8_t reserved[6];
+	char peer_address[SPT_PEER_ADDRESS_MAX];
+	uint64_t pdus_in;	/* PDUs received whole (digests good) */
+	uint64_t pdus_out;	/* PDUs written to the socket */
+	uint64_t bytes_in;	/* TCP payload bytes, headers and digests included */
+	uint64_t bytes_out;
+	uint64_t header_digest_errors;
+	uint64_t data_digest_errors;
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_stats_connection, pdus_in) == 72, "stats_connection pdus offset");
+_Static_assert(sizeof(struct spt_ctl_stats_connection) == 120, "stats_connection size");
+
+/* SESSIONS: one session. */
+struct spt_ctl_stats_session {
+	uint64_t itnexus_handle;
+	uint8_t isid[6];	/* as on the wire (big-endian) */
+	uint16_t tsih;
+	uint8_t session_type;	/* enum spt_ctl_session_type */
+	uint8_t reserved[3];
+	uint32_t connection_count;	/* conns[] holds the first min(count, SPT_CTL_CONNS_MAX) */
+	char initiator_name[SPT_CTL_NAME_MAX];
+	char target_name[SPT_CTL_NAME_MAX];	/* empty for discovery */
+	uint64_t commands;	/* completed with a status */
+	uint64_t errors;
+	uint64_t aborts;
+	uint64_t queue_depth;	/* commands in flight now (a gauge) */
+	uint64_t bytes_read;	/* data-in sent (SCSI payload) */
+	uint64_t bytes_written;	/* data-out taken in */
+	uint64_t header_digest_errors;
+	uint64_t data_digest_errors;
+	struct spt_ctl_stats_connection conns[SPT_CTL_CONNS_MAX];
+} __attribute__((packed));
+_Static_assert(offsetof(struct spt_ctl_stats_session, tsih) == 14, "stats_session tsih offset");
+_Static_assert(offsetof(struct spt_ctl_stats_session, initiator_name) == 24,
+	       "stats_session initiator offset");
+_Static_assert(offsetof(struct spt_ctl_stats_session, commands) == 472, "stats_session commands offset");
+_Static_assert(offsetof(struct spt_ctl_stats_session, conns) == 536, "stats_session conns offset");
+_Static_assert(sizeof(struct spt_ctl_stats_session) == 536 + SPT_CTL_CONNS_MAX * 120,
+	       "stats_session size");
+_Static_assert(sizeof(struct spt_ctl_stats) +
+	       SPT_CTL_STATS_SESSION_PAGE_MAX * sizeof(struct spt_ctl_stats_session) <= SPT_CTL_RESPONSE_MAX,
+	       "a full SESSIONS page fits in a response");
+_Static_assert(sizeof(struct spt_ctl_stats) +
+	       SPT_CTL_STATS_LUN_PAGE_MAX * sizeof(struct spt_ctl_stats_lun) <= SPT_CTL_RESPONSE_MAX,
+	       "a full LUNS page fits in a response");
+_Static_assert(sizeof(struct spt_ctl_stats) +
+	       SPT_CTL_STATS_TARGET_PAGE_MAX * sizeof(struct spt_ctl_stats_target) <= SPT_CTL_RESPONSE_MAX,
+	       "a full TARGETS page fits in a response");
+
+/* ------------------------------------------------------------------ */
+/* Control plane: configuration                                         */
+/* ------------------------------------------------------------------ */
+/*
+ * CONFIG_SAVE (0x210): writes the running configuration (the --config file
+ * with the flags and every change since merged in) atomically to a file.
+ * Request payload: the path (UTF-8, NUL-terminated or not, < SPT_CTL_PATH_MAX
+ * bytes), or nothing for the daemon's --config file. Response: no payload on
+ * success; an error message otherwise (BAD_REQUEST: not written, why).
+ */
+enum spt_ctl_config_code {
+	SPT_CC_CONFIG_SAVE = 0x210,
+};
+
+#define SPT_CTL_PATH_MAX 4096
+
 #endif

@@ -43,6 +43,8 @@ struct ctl_client {
 };
 
 struct ctl_server {
+	ctl_config_save_fn config_save;	/* CONFIG_SAVE, set by the daemon */
+	void *config_save_arg;
 	struct ev_loop *loop;
 	struct iscsi_admin *admin;
 	struct ev_handler listen;
@@ -340,6 +342,84 @@ out:
 	free(payload);
 }
 
+/* STATS: one kind of object per request, paged like the lists. */
+static void client_stats(struct ctl_client *c)
+{
+	struct spt_ctl_stats_request req;
+	struct spt_ctl_stats sh;
+	void *v = NULL;
+	uint8_t *payload = NULL;
+	char why[CTL_WHY_MAX];
+	uint32_t rc, total = 0;
+	size_t page, max, n = 0, esize;
+	bool more = false;
+
+	rc = ctl_stats_request_decode(c->rx.payload, c->rx.h.length, &req, why, sizeof(why));
+	if (rc) {
+		client_error(c, SPT_CC_STATS, rc, "%s", why);
+		goto out;
+	}
+	esize = ctl_stats_entry_size(req.kind);
+	page = req.kind == SPT_CTL_STATS_SERVER ? 1 :
+	       req.kind == SPT_CTL_STATS_TARGETS ? SPT_CTL_STATS_TARGET_PAGE_MAX :
+	       req.kind == SPT_CTL_STATS_LUNS ? SPT_CTL_STATS_LUN_PAGE_MAX : SPT_CTL_STATS_SESSION_PAGE_MAX;
+	max = req.max_entries == 0 || req.max_entries > page ? page : req.max_entries;
+	v = calloc(max, esize);
+	/* the page bounds keep this within SPT_CTL_RESPONSE_MAX (spt.h asserts it) */
+	payload = malloc(sizeof(sh) + max * esize);
+	if (!v || !payload) {
+		client_error(c, SPT_CC_STATS, SPT_CTL_RC_NO_MEMORY, "out of memory");
+		goto out;
+	}
+	switch (req.kind) {
+	case SPT_CTL_STATS_SERVER:
+		iscsi_admin_stats_server(c->cs->admin, v);
+		n = total = 1;
+		break;
+	case SPT_CTL_STATS_TARGETS:
+		n = iscsi_admin_stats_targets(c->cs->admin, req.after_name, v, max, &total, &more);
+		break;
+	case SPT_CTL_STATS_LUNS:
+		n = iscsi_admin_stats_luns(c->cs->admin, req.after_name, req.after_number, v, max, &total,
+					   &more);
+		break;
+	default:
+		n = iscsi_admin_stats_sessions(c->cs->admin, req.after_number, v, max, &total, &more);
+		break;
+	}
+	memset(&sh, 0, sizeof(sh));
+	sh.kind = req.kind;
+	sh.count = (uint32_t)n;
+	sh.entry_length = (uint32_t)esize;
+	sh.total = total;
+	sh.more = more;
+	sh.latency_buckets = SPT_CTL_STATS_BUCKETS;
+	ctl_stats_encode(payload, &sh);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *e = payload + sizeof(sh) + i * esize;
+		const char *x = (const char *)v + i * esize;
+
+		switch (req.kind) {
+		case SPT_CTL_STATS_SERVER:
+			ctl_stats_server_encode(e, (const struct spt_ctl_stats_server *)x);
+			break;
+		case SPT_CTL_STATS_TARGETS:
+			ctl_stats_target_encode(e, (const struct spt_ctl_stats_target *)x);
+			break;
+		case SPT_CTL_STATS_LUNS:
+			ctl_stats_lun_encode(e, (const struct spt_ctl_stats_lun *)x);
+			break;
+		default:
+			ctl_stats_session_encode(e, (const struct spt_ctl_stats_session *)x);
+			break;
+		}
+	}
+	client_reply(c, SPT_CC_STATS, SPT_CTL_RC_SUCCESS, payload, (uint32_t)(sizeof(sh) + n * esize));
+out:
+	free(v);
+	free(payload);
+}
+
 static void client_stop_done(void *arg, uint64_t handle, uint32_t rc)
 {
 	struct ctl_client *c = arg;
@@ -396,6 +476,40 @@ static void client_session_stop(struct ctl_client *c)
 	c->waiting = true;
 }
 
+/* CONFIG_SAVE: the running configuration to a file (the payload: a path,
+ * or nothing for the daemon's --config file). */
+static void client_config_save(struct ctl_client *c)
+{
+	const struct spt_io_header *h = &c->rx.h;
+	char path[SPT_CTL_PATH_MAX], err[SPT_CTL_MESSAGE_MAX];
+
+	if (h->length >= sizeof(path) || (h->length && memchr(c->rx.payload, '\0', h->length) &&
+					  strlen((const char *)c->rx.payload) + 1 != h->length)) {
+		client_error(c, SPT_CC_CONFIG_SAVE, SPT_CTL_RC_BAD_REQUEST,
+			     "the path must be at most %u bytes, NUL-terminated or not", SPT_CTL_PATH_MAX - 1);
+		return;
+	}
+	memcpy(path, c->rx.payload ? (const char *)c->rx.payload : "", h->length);
+	path[h->length] = '\0';
+	if (!c->cs->config_save) {
+		client_error(c, SPT_CC_CONFIG_SAVE, SPT_CTL_RC_UNSUPPORTED, "this sptd cannot save its configuration");
+		return;
+	}
+	if (c->cs->config_save(c->cs->config_save_arg, path, err, sizeof(err)) < 0) {
+		client_error(c, SPT_CC_CONFIG_SAVE, SPT_CTL_RC_BAD_REQUEST, "%s", err);
+		return;
+	}
+	client_reply(c, SPT_CC_CONFIG_SAVE, SPT_CTL_RC_SUCCESS, NULL, 0);
+}
+
+void ctl_server_set_config_save(struct ctl_server *cs, ctl_config_save_fn fn, void *arg)
+{
+	if (!cs)
+		return;
+	cs->config_save = fn;
+	cs->config_save_arg = arg;
+}
+
 /* One complete frame whose header framed correctly. */
 static void client_request(struct ctl_client *c)
 {
@@ -425,6 +539,12 @@ static void client_request(struct ctl_client *c)
 		break;
 	case SPT_CC_LUN_LIST:
 		client_lun_list(c);
+		break;
+	case SPT_CC_STATS:
+		client_stats(c);
+		break;
+	case SPT_CC_CONFIG_SAVE:
+		client_config_save(c);
 		break;
 	default:
 		client_error(c, h->control_code, SPT_CTL_RC_UNSUPPORTED,

@@ -3,7 +3,7 @@
  * 0600, served on the event loop. Peers must be root or the daemon's own
  * user (SO_PEERCRED). Each client sends pass-through frames (struct
  * spt_io_header + payload, include/spt/spt.h) and gets one response frame
- * per request: SESSION_LIST, SESSION_END, TARGET_LIST and LUN_LIST.
+ * per request: SESSION_LIST, SESSION_END, TARGET_LIST, LUN_LIST and STATS.
  */
 #ifndef CTL_CTL_H
 #define CTL_CTL_H
@@ -28,6 +28,11 @@ struct ctl_server;
  */
 struct ctl_server *ctl_server_open(struct ev_loop *loop, struct iscsi_server *srv, const char *path,
 				   char *err, size_t errlen);
+/* CONFIG_SAVE: writes the running configuration to path ("" : the daemon's
+ * --config file); 0, or -1 with a one-line reason in err. */
+typedef int (*ctl_config_save_fn)(void *arg, const char *path, char *err, size_t errlen);
+void ctl_server_set_config_save(struct ctl_server *cs, ctl_config_save_fn fn, void *arg);
+
 /* Answers requests still waiting with SPT_CTL_RC_SHUTTING_DOWN (best
  * effort), disconnects every client and removes the socket. Call it once
  * the loop has stopped, before the iSCSI server and the loop are freed. */

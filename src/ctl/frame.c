@@ -575,6 +575,263 @@ void ctl_lun_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_lun 
 	out->backend[sizeof(out->backend) - 1] = '\0';
 }
 
+uint32_t ctl_stats_request_decode(const uint8_t *p, uint32_t len, struct spt_ctl_stats_request *out,
+				  char *why, size_t whylen)
+{
+	memset(out, 0, sizeof(*out));
+	if (len == 0)
+		return SPT_CTL_RC_SUCCESS;	/* kind SERVER */
+	if (len != sizeof(*out)) {
+		snprintf(why, whylen, "STATS payload of %u bytes, expected 0 or %zu", len, sizeof(*out));
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	memcpy(out, p, sizeof(*out));
+	out->kind = le32toh(out->kind);
+	out->max_entries = le32toh(out->max_entries);
+	out->after_number = le64toh(out->after_number);
+	out->reserved = le64toh(out->reserved);
+	if (ctl_stats_entry_size(out->kind) == 0) {
+		snprintf(why, whylen, "STATS kind %u is not one of 0 (server), 1 (targets), 2 (LUNs), "
+			 "3 (sessions)", out->kind);
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	if (!ctl_field_terminated(out->after_name, sizeof(out->after_name))) {
+		snprintf(why, whylen, "STATS after_name has no NUL within %zu bytes",
+			 sizeof(out->after_name));
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	/* reserved fields are 0 so that a later version can give them meaning */
+	if (out->reserved != 0) {
+		snprintf(why, whylen, "STATS reserved field is not 0");
+		return SPT_CTL_RC_BAD_REQUEST;
+	}
+	return SPT_CTL_RC_SUCCESS;
+}
+
+void ctl_stats_request_encode(uint8_t out[sizeof(struct spt_ctl_stats_request)],
+			      const struct spt_ctl_stats_request *r)
+{
+	struct spt_ctl_stats_request w = *r;
+
+	w.kind = htole32(r->kind);
+	w.max_entries = htole32(r->max_entries);
+	w.after_number = htole64(r->after_number);
+	w.reserved = htole64(r->reserved);
+	memcpy(out, &w, sizeof(w));
+}
+
+size_t ctl_stats_entry_size(uint32_t kind)
+{
+	switch (kind) {
+	case SPT_CTL_STATS_SERVER:
+		return sizeof(struct spt_ctl_stats_server);
+	case SPT_CTL_STATS_TARGETS:
+		return sizeof(struct spt_ctl_stats_target);
+	case SPT_CTL_STATS_LUNS:
+		return sizeof(struct spt_ctl_stats_lun);
+	case SPT_CTL_STATS_SESSIONS:
+		return sizeof(struct spt_ctl_stats_session);
+	default:
+		return 0;
+	}
+}
+
+void ctl_stats_encode(uint8_t out[sizeof(struct spt_ctl_stats)], const struct spt_ctl_stats *l)
+{
+	struct spt_ctl_stats w = *l;
+
+	w.kind = htole32(l->kind);
+	w.count = htole32(l->count);
+	w.entry_length = htole32(l->entry_length);
+	w.total = htole32(l->total);
+	w.latency_buckets = htole32(l->latency_buckets);
+	memcpy(out, &w, sizeof(w));
+}
+
+int ctl_stats_decode(const uint8_t *p, uint32_t len, struct spt_ctl_stats *out, char *why,
+		     size_t whylen)
+{
+	size_t min;
+
+	if (len < sizeof(*out)) {
+		snprintf(why, whylen, "STATS response of %u bytes, shorter than its header", len);
+		return -1;
+	}
+	memcpy(out, p, sizeof(*out));
+	out->kind = le32toh(out->kind);
+	out->count = le32toh(out->count);
+	out->entry_length = le32toh(out->entry_length);
+	out->total = le32toh(out->total);
+	out->latency_buckets = le32toh(out->latency_buckets);
+	min = ctl_stats_entry_size(out->kind);
+	if (min == 0) {
+		snprintf(why, whylen, "STATS response of unknown kind %u", out->kind);
+		return -1;
+	}
+	if (ctl_part_length_check("STATS entry", out->entry_length, min, why, whylen) < 0)
+		return -1;
+	/* the histogram's layout is fixed by its bucket count */
+	if (out->latency_buckets != SPT_CTL_STATS_BUCKETS) {
+		snprintf(why, whylen, "STATS histograms of %u buckets, expected %u", out->latency_buckets,
+			 SPT_CTL_STATS_BUCKETS);
+		return -1;
+	}
+	if ((uint64_t)out->count * out->entry_length != len - sizeof(*out)) {
+		snprintf(why, whylen, "STATS says %u entries of %u bytes, payload has %zu", out->count,
+			 out->entry_length, len - sizeof(*out));
+		return -1;
+	}
+	return 0;
+}
+
+/* Host order <-> little-endian: the same operation both ways. */
+static void ctl_stats_io_le(struct spt_ctl_stats_io *io)
+{
+	io->commands = htole64(io->commands);
+	io->read_commands = htole64(io->read_commands);
+	io->write_commands = htole64(io->write_commands);
+	io->bytes_read = htole64(io->bytes_read);
+	io->bytes_written = htole64(io->bytes_written);
+	io->errors = htole64(io->errors);
+	io->aborts = htole64(io->aborts);
+	io->queue_depth = htole64(io->queue_depth);
+}
+
+static void ctl_stats_latency_le(struct spt_ctl_stats_latency *l)
+{
+	l->count = htole64(l->count);
+	l->sum_ns = htole64(l->sum_ns);
+	for (size_t i = 0; i < SPT_CTL_STATS_BUCKETS; i++)
+		l->buckets[i] = htole64(l->buckets[i]);
+}
+
+static void ctl_stats_connection_le(struct spt_ctl_stats_connection *c)
+{
+	c->cid = htole16(c->cid);
+	c->pdus_in = htole64(c->pdus_in);
+	c->pdus_out = htole64(c->pdus_out);
+	c->bytes_in = htole64(c->bytes_in);
+	c->bytes_out = htole64(c->bytes_out);
+	c->header_digest_errors = htole64(c->header_digest_errors);
+	c->data_digest_errors = htole64(c->data_digest_errors);
+}
+
+static void ctl_stats_server_le(struct spt_ctl_stats_server *e)
+{
+	e->sessions = htole32(e->sessions);
+	e->connections = htole32(e->connections);
+	e->targets = htole32(e->targets);
+	e->luns = htole32(e->luns);
+	e->header_digest_errors = htole64(e->header_digest_errors);
+	e->data_digest_errors = htole64(e->data_digest_errors);
+}
+
+static void ctl_stats_target_le(struct spt_ctl_stats_target *e)
+{
+	e->lun_count = htole32(e->lun_count);
+	e->session_count = htole32(e->session_count);
+	ctl_stats_io_le(&e->io);
+	ctl_stats_latency_le(&e->latency);
+}
+
+static void ctl_stats_lun_le(struct spt_ctl_stats_lun *e)
+{
+	e->lun = htole64(e->lun);
+	ctl_stats_io_le(&e->io);
+	ctl_stats_latency_le(&e->latency);
+}
+
+static void ctl_stats_session_le(struct spt_ctl_stats_session *e)
+{
+	e->itnexus_handle = htole64(e->itnexus_handle);
+	e->tsih = htole16(e->tsih);
+	e->connection_count = htole32(e->connection_count);
+	e->commands = htole64(e->commands);
+	e->errors = htole64(e->errors);
+	e->aborts = htole64(e->aborts);
+	e->queue_depth = htole64(e->queue_depth);
+	e->bytes_read = htole64(e->bytes_read);
+	e->bytes_written = htole64(e->bytes_written);
+	e->header_digest_errors = htole64(e->header_digest_errors);
+	e->data_digest_errors = htole64(e->data_digest_errors);
+	for (size_t i = 0; i < SPT_CTL_CONNS_MAX; i++)
+		ctl_stats_connection_le(&e->conns[i]);
+}
+
+/* An entry of entry_length bytes into *out (sizeof_out bytes): fields
+ * beyond it read as zero. */
+static void ctl_stats_entry_copy(void *out, size_t sizeof_out, const uint8_t *p, uint32_t entry_length)
+{
+	memset(out, 0, sizeof_out);
+	memcpy(out, p, entry_length < sizeof_out ? entry_length : sizeof_out);
+}
+
+void ctl_stats_server_encode(uint8_t out[sizeof(struct spt_ctl_stats_server)],
+			     const struct spt_ctl_stats_server *e)
+{
+	struct spt_ctl_stats_server w = *e;
+
+	ctl_stats_server_le(&w);
+	memcpy(out, &w, sizeof(w));
+}
+
+void ctl_stats_server_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_stats_server *out)
+{
+	ctl_stats_entry_copy(out, sizeof(*out), p, entry_length);
+	ctl_stats_server_le(out);
+}
+
+void ctl_stats_target_encode(uint8_t out[sizeof(struct spt_ctl_stats_target)],
+			     const struct spt_ctl_stats_target *e)
+{
+	struct spt_ctl_stats_target w = *e;
+
+	ctl_stats_target_le(&w);
+	memcpy(out, &w, sizeof(w));
+}
+
+void ctl_stats_target_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_stats_target *out)
+{
+	ctl_stats_entry_copy(out, sizeof(*out), p, entry_length);
+	ctl_stats_target_le(out);
+	out->name[sizeof(out->name) - 1] = '\0';
+}
+
+void ctl_stats_lun_encode(uint8_t out[sizeof(struct spt_ctl_stats_lun)], const struct spt_ctl_stats_lun *e)
+{
+	struct spt_ctl_stats_lun w = *e;
+
+	ctl_stats_lun_le(&w);
+	memcpy(out, &w, sizeof(w));
+}
+
+void ctl_stats_lun_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_stats_lun *out)
+{
+	ctl_stats_entry_copy(out, sizeof(*out), p, entry_length);
+	ctl_stats_lun_le(out);
+	out->target_name[sizeof(out->target_name) - 1] = '\0';
+}
+
+void ctl_stats_session_encode(uint8_t out[sizeof(struct spt_ctl_stats_session)],
+			      const struct spt_ctl_stats_session *e)
+{
+	struct spt_ctl_stats_session w = *e;
+
+	ctl_stats_session_le(&w);
+	memcpy(out, &w, sizeof(w));
+}
+
+void ctl_stats_session_decode(const uint8_t *p, uint32_t entry_length,
+			      struct spt_ctl_stats_session *out)
+{
+	ctl_stats_entry_copy(out, sizeof(*out), p, entry_length);
+	ctl_stats_session_le(out);
+	out->initiator_name[sizeof(out->initiator_name) - 1] = '\0';
+	out->target_name[sizeof(out->target_name) - 1] = '\0';
+	for (size_t i = 0; i < SPT_CTL_CONNS_MAX; i++)
+		out->conns[i].peer_address[sizeof(out->conns[i].peer_address) - 1] = '\0';
+}
+
 void ctl_message_decode(const uint8_t *p, uint32_t len, char *out, size_t outlen)
 {
 	size_t o = 0;

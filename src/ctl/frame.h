@@ -134,6 +134,36 @@ int ctl_lun_list_decode(const uint8_t *p, uint32_t len, struct spt_ctl_lun_list 
 void ctl_lun_encode(uint8_t out[sizeof(struct spt_ctl_lun)], const struct spt_ctl_lun *e);
 void ctl_lun_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_lun *out);
 
+/*
+ * STATS (include/spt/spt.h, "statistics"): the request names a kind and a
+ * cursor; the response is struct spt_ctl_stats and entries of that kind.
+ * The request decoder refuses an unknown kind, a cursor name without its
+ * NUL and reserved bits; the response decoder checks the header against
+ * the payload (entry length at least the kind's first version, the count
+ * the payload holds, the histogram's bucket count).
+ */
+uint32_t ctl_stats_request_decode(const uint8_t *p, uint32_t len, struct spt_ctl_stats_request *out,
+				  char *why, size_t whylen);
+void ctl_stats_request_encode(uint8_t out[sizeof(struct spt_ctl_stats_request)],
+			      const struct spt_ctl_stats_request *r);
+/* Bytes of one entry of this kind in this version; 0 for an unknown kind. */
+size_t ctl_stats_entry_size(uint32_t kind);
+void ctl_stats_encode(uint8_t out[sizeof(struct spt_ctl_stats)], const struct spt_ctl_stats *l);
+int ctl_stats_decode(const uint8_t *p, uint32_t len, struct spt_ctl_stats *out, char *why,
+		     size_t whylen);
+void ctl_stats_server_encode(uint8_t out[sizeof(struct spt_ctl_stats_server)],
+			     const struct spt_ctl_stats_server *e);
+void ctl_stats_server_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_stats_server *out);
+void ctl_stats_target_encode(uint8_t out[sizeof(struct spt_ctl_stats_target)],
+			     const struct spt_ctl_stats_target *e);
+void ctl_stats_target_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_stats_target *out);
+void ctl_stats_lun_encode(uint8_t out[sizeof(struct spt_ctl_stats_lun)], const struct spt_ctl_stats_lun *e);
+void ctl_stats_lun_decode(const uint8_t *p, uint32_t entry_length, struct spt_ctl_stats_lun *out);
+void ctl_stats_session_encode(uint8_t out[sizeof(struct spt_ctl_stats_session)],
+			      const struct spt_ctl_stats_session *e);
+void ctl_stats_session_decode(const uint8_t *p, uint32_t entry_length,
+			      struct spt_ctl_stats_session *out);
+
 /* The text of an error response: printable ASCII up to the first NUL (or
  * the end), anything else shown as '?'. Empty if len is 0. */
 void ctl_message_decode(const uint8_t *p, uint32_t len, char *out, size_t outlen);

@@ -1,5 +1,6 @@
 /*
- * Session administration: the session, target and LUN lists for the
+ * Session administration: the session, target and LUN lists and the
+ * statistics snapshots (sptctl stats, the metrics endpoint) for the
  * control plane, and
  * SESSION_END received by the target (from sptctl or a provider): RFC 7143
  * 11.9.1 Async Message "target requests Logout" on every connection of the
@@ -492,4 +493,171 @@ again:
 	}
 	if (list_empty(&a->stops))
 		admin_arm(a, false);
+}
+
+/* ---- statistics ---- */
+
+void iscsi_admin_stats_server(struct iscsi_admin *a, struct spt_ctl_stats_server *out)
+{
+	struct iscsi_server *srv = a->srv;
+	struct list_node *n;
+
+	memset(out, 0, sizeof(*out));
+	out->sessions = (uint32_t)srv->nsessions;
+	list_for_each(n, &srv->conns)
+		out->connections++;
+	out->targets = (uint32_t)srv->ntargets;
+	for (size_t i = 0; i < srv->ntargets; i++)
+		out->luns += (uint32_t)srv->targets[i]->luns.count;
+	out->header_digest_errors = srv->header_digest_errors;
+	out->data_digest_errors = srv->data_digest_errors;
+}
+
+static void admin_stats_target(const struct iscsi_server *srv, struct iscsi_target *t,
+			       struct spt_ctl_stats_target *out)
+{
+	struct list_node *n;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", t->name);
+	out->lun_count = (uint32_t)t->luns.count;
+	list_for_each(n, &((struct iscsi_server *)srv)->sessions)
+		if (list_entry(n, struct iscsi_session, srv_node)->target == t)
+			out->session_count++;
+	/* a target's counters are its LUNs': they outlive every session */
+	for (size_t i = 0; i < t->luns.count; i++) {
+		struct spt_ctl_stats_io io;
+		struct spt_ctl_stats_latency lat;
+
+		iscsi_stats_lun_snapshot(&t->luns.luns[i].stats, &io, &lat);
+		iscsi_stats_io_add(&out->io, &io);
+		iscsi_stats_latency_add(&out->latency, &lat);
+	}
+}
+
+size_t iscsi_admin_stats_targets(struct iscsi_admin *a, const char *after,
+				 struct spt_ctl_stats_target *out, size_t max, uint32_t *total,
+				 bool *more)
+{
+	struct iscsi_target *v[ISCSI_MAX_TARGETS];
+	size_t nv = admin_targets_sorted(a->srv, v), first = 0, ret = 0;
+
+	*total = (uint32_t)nv;
+	while (first < nv && strcmp(v[first]->name, after) <= 0)
+		first++;
+	for (size_t i = first; i < nv && ret < max; i++)
+		admin_stats_target(a->srv, v[i], &out[ret++]);
+	*more = first + ret < nv;
+	return ret;
+}
+
+size_t iscsi_admin_stats_luns(struct iscsi_admin *a, const char *after_target, uint64_t after_lun,
+			      struct spt_ctl_stats_lun *out, size_t max, uint32_t *total, bool *more)
+{
+	struct iscsi_target *v[ISCSI_MAX_TARGETS];
+	const struct spt_lun *luns[SPT_MAX_LUNS];
+	size_t nv = admin_targets_sorted(a->srv, v), ret = 0;
+
+	*total = 0;
+	*more = false;
+	for (size_t i = 0; i < nv; i++)
+		*total += (uint32_t)v[i]->luns.count;
+	for (size_t i = 0; i < nv; i++) {
+		int c = strcmp(v[i]->name, after_target);
+		size_t nl = v[i]->luns.count < SPT_MAX_LUNS ? v[i]->luns.count : SPT_MAX_LUNS;
+
+		if (c < 0)
+			continue;
+		for (size_t k = 0; k < nl; k++)
+			luns[k] = &v[i]->luns.luns[k];
+		qsort(luns, nl, sizeof(luns[0]), admin_lun_by_number);
+		for (size_t k = 0; k < nl; k++) {
+			if (c == 0 && luns[k]->lun <= after_lun)
+				continue;
+			if (ret == max) {
+				*more = true;
+				return ret;
+			}
+			memset(&out[ret], 0, sizeof(out[ret]));
+			snprintf(out[ret].target_name, sizeof(out[ret].target_name), "%s", v[i]->name);
+			out[ret].lun = luns[k]->lun;
+			iscsi_stats_lun_snapshot(&luns[k]->stats, &out[ret].io, &out[ret].latency);
+			ret++;
+		}
+	}
+	return ret;
+}
+
+static void admin_stats_session(struct iscsi_session *s, struct spt_ctl_stats_session *out)
+{
+	struct list_node *n;
+	uint32_t i = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->itnexus_handle = s->handle;
+	memcpy(out->isid, s->isid, sizeof(out->isid));
+	out->tsih = s->tsih;
+	out->session_type = s->params.session_type == ISCSI_SESSION_DISCOVERY ?
+			    SPT_CTL_SESSION_DISCOVERY : SPT_CTL_SESSION_NORMAL;
+	out->connection_count = s->nconns > 0 ? (uint32_t)s->nconns : 0;
+	snprintf(out->initiator_name, sizeof(out->initiator_name), "%s", s->params.initiator_name);
+	snprintf(out->target_name, sizeof(out->target_name), "%s", s->target ? s->target->name : "");
+	out->commands = s->stats.commands;
+	out->errors = s->stats.errors;
+	out->aborts = s->stats.aborts;
+	out->queue_depth = s->ntasks > 0 ? (uint64_t)s->ntasks : 0;
+	out->bytes_read = s->bytes_read;
+	out->bytes_written = s->bytes_written;
+	out->header_digest_errors = s->header_digest_errors;
+	out->data_digest_errors = s->data_digest_errors;
+	list_for_each(n, &s->conns) {
+		const struct iscsi_conn *c = list_entry(n, struct iscsi_conn, sess_node);
+		struct spt_ctl_stats_connection *o;
+
+		if (i == SPT_CTL_CONNS_MAX)
+			break;
+		o = &out->conns[i];
+		o->cid = c->cid;
+		snprintf(o->peer_address, sizeof(o->peer_address), "%s", c->peer);
+		o->pdus_in = c->stats.pdus_in;
+		o->pdus_out = c->stats.pdus_out;
+		o->bytes_in = c->stats.bytes_in;
+		o->bytes_out = c->stats.bytes_out;
+		o->header_digest_errors = c->header_digest_errors;
+		o->data_digest_errors = c->data_digest_errors;
+		i++;
+	}
+}
+
+size_t iscsi_admin_stats_sessions(struct iscsi_admin *a, uint64_t after_handle,
+				  struct spt_ctl_stats_session *out, size_t max, uint32_t *total,
+				  bool *more)
+{
+	struct iscsi_server *srv = a->srv;
+	struct iscsi_session **v = NULL;
+	struct list_node *n;
+	size_t nv = 0, ret = 0;
+
+	*total = (uint32_t)srv->nsessions;
+	*more = false;
+	if (srv->nsessions == 0 || max == 0)
+		goto out;
+	v = malloc(srv->nsessions * sizeof(*v));
+	if (!v)
+		goto out;
+	list_for_each(n, &srv->sessions) {
+		struct iscsi_session *s = list_entry(n, struct iscsi_session, srv_node);
+
+		if (s->handle > after_handle && nv < srv->nsessions)
+			v[nv++] = s;
+	}
+	/* by handle, as SESSION_LIST pages */
+	qsort(v, nv, sizeof(*v), admin_by_handle);
+	ret = nv < max ? nv : max;
+	for (size_t i = 0; i < ret; i++)
+		admin_stats_session(v[i], &out[i]);
+	*more = nv > ret;
+out:
+	free(v);
+	return ret;
 }

@@ -1,7 +1,8 @@
 /*
  * Session administration for the control plane: snapshots of the sessions
  * (struct spt_ctl_session), the targets (struct spt_ctl_target with their
- * portals and ACLs) and the LUNs (struct spt_ctl_lun), and stopping one
+ * portals and ACLs) and the LUNs (struct spt_ctl_lun), their statistics
+ * (struct spt_ctl_stats_*), and stopping one
  * session by ITNexusHandle (SESSION_END sent to the target: Async logout
  * request, bounded grace, then every connection closed). Keeps callers
  * (src/ctl/) away from the engine's internals.
@@ -88,5 +89,21 @@ uint32_t iscsi_admin_session_stop(struct iscsi_admin *a, uint64_t handle, uint32
 /* The requester behind arg went away: its done will not be called (the
  * stop itself goes on). */
 void iscsi_admin_cancel(struct iscsi_admin *a, void *arg);
+
+/*
+ * Statistics (STATS, the metrics endpoint), host order, paged like the
+ * lists above: targets by name (their counters the sums of their LUNs'),
+ * LUNs by target name and number, sessions by handle with their first
+ * SPT_CTL_CONNS_MAX connections.
+ */
+void iscsi_admin_stats_server(struct iscsi_admin *a, struct spt_ctl_stats_server *out);
+size_t iscsi_admin_stats_targets(struct iscsi_admin *a, const char *after,
+				 struct spt_ctl_stats_target *out, size_t max, uint32_t *total,
+				 bool *more);
+size_t iscsi_admin_stats_luns(struct iscsi_admin *a, const char *after_target, uint64_t after_lun,
+			      struct spt_ctl_stats_lun *out, size_t max, uint32_t *total, bool *more);
+size_t iscsi_admin_stats_sessions(struct iscsi_admin *a, uint64_t after_handle,
+				  struct spt_ctl_stats_session *out, size_t max, uint32_t *total,
+				  bool *more);
 
 #endif

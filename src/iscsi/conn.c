@@ -24,6 +24,7 @@
 static void conn_on_event(struct ev_handler *h, uint32_t events);
 static void conn_flush(void *arg);
 static void conn_resume(void *arg);
+static void conn_close_after_send(struct iscsi_conn *conn, const char *why);
 
 static void conn_format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
 {
@@ -59,26 +60,101 @@ static bool conn_rx_data_digest(const struct iscsi_conn *conn)
 	return conn->params.data_digest && conn->state != CONN_LOGIN;
 }
 
+/* One initiator address, the port aside. AF_UNIX peers (in-process tests)
+ * count as one address. An IPv6 host may use many addresses: for it
+ * --max-half-open is the bound that holds. */
+static bool conn_same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+	return true;
+}
+
+/*
+ * The limits a new connection must pass before anything is allocated for
+ * it: --max-connections-per-address (login phase and full feature phase
+ * alike) and --max-half-open (connections not in a session: logging in,
+ * or closing after a failed login). Returns the flag that refuses it, or
+ * NULL to take it.
+ */
+static const char *conn_admission(struct iscsi_server *srv, const struct sockaddr_storage *peer)
+{
+	const struct iscsi_config *cfg = &srv->cfg;
+	uint32_t same = 0, half_open = 0;
+	struct list_node *n;
+
+	list_for_each(n, &srv->conns) {
+		const struct iscsi_conn *c = list_entry(n, struct iscsi_conn, srv_node);
+
+		if (conn_same_address(&c->peer_addr, peer))
+			same++;
+		if (!c->sess)
+			half_open++;
+	}
+	if (same >= cfg->max_conns_per_address) {
+		srv->refused_per_address++;
+		return "--max-connections-per-address";
+	}
+	if (half_open >= cfg->max_half_open) {
+		srv->refused_half_open++;
+		return "--max-half-open";
+	}
+	return NULL;
+}
+
+/*
+ * RFC 7143 11.13.5 has "Out of resources" (0302) for a login the target
+ * cannot serve, but that answer needs the Login Request, and waiting for
+ * it holds the very resource the limit protects, for up to the login
+ * timeout. The connection is closed at once instead, before a byte is
+ * read: an initiator sees a failed connection attempt and retries later.
+ * Logged at most once a second (server_tick counts the rest).
+ */
+static void conn_log_refusal(struct iscsi_server *srv, const char *peer, const char *limit)
+{
+	uint64_t now = ev_now_ms();
+
+	if (now - srv->refused_logged_ms >= 1000) {
+		log_warn("connection from %s refused at accept: %s reached", peer, limit);
+		srv->refused_logged_ms = now;
+	} else {
+		srv->refused_unlogged++;
+	}
+}
+
 void iscsi_conn_accept(struct iscsi_server *srv, int fd)
 {
-	struct iscsi_conn *conn = calloc(1, sizeof(*conn));
+	struct iscsi_conn *conn = NULL;
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
+	char peer_text[SPT_PEER_ADDRESS_MAX];
+	const char *refused;
 	int one = 1;
 
-	if (!conn) {
-		close(fd);
-		return;
+	memset(&peer, 0, sizeof(peer));
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
+		peer.ss_family = AF_UNSPEC;
+	conn_format_peer(&peer, peer_text, sizeof(peer_text));
+	refused = conn_admission(srv, &peer);
+	if (refused) {
+		conn_log_refusal(srv, peer_text, refused);
+		goto fail;
 	}
+	conn = calloc(1, sizeof(*conn));
+	if (!conn)
+		goto fail;
 	conn->stage = malloc(ISCSI_RX_STAGE);
-	if (!conn->stage) {
-		free(conn);
-		close(fd);
-		return;
-	}
+	if (!conn->stage)
+		goto fail;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	getpeername(fd, (struct sockaddr *)&peer, &plen);
-	conn_format_peer(&peer, conn->peer, sizeof(conn->peer));
+	conn->peer_addr = peer;
+	memcpy(conn->peer, peer_text, sizeof(conn->peer));
 	conn->locallen = sizeof(conn->local);
 	getsockname(fd, (struct sockaddr *)&conn->local, &conn->locallen);
 	conn->srv = srv;
@@ -103,6 +179,12 @@ void iscsi_conn_accept(struct iscsi_server *srv, int fd)
 		return;
 	}
 	log_info("conn %u: connection from %s", conn->id, conn->peer);
+	return;
+fail:
+	if (conn)
+		free(conn->stage);
+	free(conn);
+	close(fd);
 }
 
 static void conn_free(void *arg)
@@ -151,8 +233,11 @@ void iscsi_conn_close(struct iscsi_conn *conn, const char *why)
 	conn->h.fd = -1;
 	list_del(&conn->srv_node);
 	list_for_each_safe(n, tmp, &conn->txq) {
+		struct iscsi_tx *tx = list_entry(n, struct iscsi_tx, node);
+
 		list_del(n);
-		tx_release(conn, list_entry(n, struct iscsi_tx, node));
+		conn->tx_owned_bytes -= tx->owned_len;
+		tx_release(conn, tx);
 	}
 	if (conn->rx_task) {
 		conn->rx_task = NULL;
@@ -217,12 +302,20 @@ void iscsi_tx_queue(struct iscsi_conn *conn, struct iscsi_tx *tx)
 			tx->trailer_len += ISCSI_DIGEST_LEN;
 		}
 	}
+	/* --pdu-timeout: the queue is given that long to move from now */
+	if (list_empty(&conn->txq))
+		conn->tx_progress_ms = ev_now_ms();
 	list_add_tail(&conn->txq, &tx->node);
+	conn->tx_owned_bytes += tx->owned_len;
 	if (!conn->flush_pending && !conn->want_write) {
 		conn->flush_pending = true;
 		conn->refs++;
 		ev_defer(conn->srv->loop, conn_flush, conn);
 	}
+	/* a peer that asks for answers (NOP-Out echoes, Text) but does not
+	 * read them gets no more of our memory: nothing more is read from it */
+	if (conn->tx_owned_bytes > ISCSI_CONN_TX_OWNED_MAX && conn->state == CONN_FULL_FEATURE)
+		conn_close_after_send(conn, "the peer does not read what it asks for");
 }
 
 static void conn_write(struct iscsi_conn *conn)
@@ -270,6 +363,10 @@ static void conn_write(struct iscsi_conn *conn)
 		}
 		size_t left = (size_t)w;
 
+		conn->stats.bytes_out += (uint64_t)w;
+		if (w > 0)
+			conn->tx_progress_ms = ev_now_ms();
+
 		while (left && !list_empty(&conn->txq)) {
 			struct iscsi_tx *tx = list_first(&conn->txq, struct iscsi_tx, node);
 			size_t total = tx->hdr_len + tx->data_len + tx->trailer_len;
@@ -281,7 +378,9 @@ static void conn_write(struct iscsi_conn *conn)
 				break;
 			}
 			left -= rest;
+			conn->stats.pdus_out++;
 			list_del(&tx->node);
+			conn->tx_owned_bytes -= tx->owned_len;
 			tx_release(conn, tx);
 		}
 	}
@@ -315,7 +414,7 @@ void iscsi_fill_sn(struct iscsi_conn *conn, void *bhs, bool advance)
 	} else {
 		/* login: the Login Request is immediate, its CmdSN is the next one */
 		exp = conn->login_cmdsn;
-		max = conn->login_cmdsn + ISCSI_QUEUE_DEPTH - 1;
+		max = conn->login_cmdsn + iscsi_cfg_queue_depth(&conn->srv->cfg) - 1;
 	}
 	uint32_t v[3] = { pdu_put32(conn->statsn), pdu_put32(exp), pdu_put32(max) };
 
@@ -539,6 +638,7 @@ static void conn_pdu_complete(struct iscsi_conn *conn)
 	struct iscsi_bhs *h = &conn->rx_bhs;
 	uint8_t op = pdu_opcode(h);
 
+	conn->stats.pdus_in++;
 	conn->last_rx_ms = ev_now_ms();
 	if (conn->rx_reject) {
 		iscsi_send_reject(conn, h, conn->rx_reject_reason);
@@ -580,6 +680,28 @@ static void conn_pdu_complete(struct iscsi_conn *conn)
 	conn->rx_task = NULL;
 }
 
+/* RFC 7143 7.8: digest errors, counted per connection, session and server. */
+static void conn_digest_error(struct iscsi_conn *conn, bool header)
+{
+	struct iscsi_session *s = conn->sess;
+
+	if (header) {
+		conn->header_digest_errors++;
+		conn->srv->header_digest_errors++;
+		if (s)
+			s->header_digest_errors++;
+	} else {
+		conn->data_digest_errors++;
+		conn->srv->data_digest_errors++;
+		if (s)
+			s->data_digest_errors++;
+	}
+	log_warn("conn %u (%s): %s digest error on %s (session 0x%04x: %llu header, %llu data digest errors)",
+		 conn->id, conn->peer, header ? "header" : "data", pdu_opcode_name(conn->rx_bhs.opcode),
+		 s ? s->tsih : 0, s ? (unsigned long long)s->header_digest_errors : 0ull,
+		 s ? (unsigned long long)s->data_digest_errors : 0ull);
+}
+
 static bool conn_rx_advance(struct iscsi_conn *conn)
 {
 	switch (conn->rx_state) {
@@ -606,9 +728,11 @@ static bool conn_rx_advance(struct iscsi_conn *conn)
 
 			crc = ~pdu_crc32c(conn->rx_ahs, ahs, crc);
 			memcpy(&got, conn->rx_ahs + ahs, 4);
-			/* RFC 7143 7.8: a header digest error cannot be trusted
-			 * to frame the stream: at ERL 0 the connection fails */
+			/* RFC 7143 7.8: after a header digest error the length
+			 * fields cannot be trusted; without a sync and steering
+			 * layer the only choice left is to close the connection */
 			if (le32toh(got) != crc) {
+				conn_digest_error(conn, true);
 				iscsi_conn_close(conn, "header digest error");
 				return false;
 			}
@@ -622,10 +746,15 @@ static bool conn_rx_advance(struct iscsi_conn *conn)
 
 			crc = ~pdu_crc32c(conn->rx_tail_buf, pad, crc);
 			memcpy(&got, conn->rx_tail_buf + pad, 4);
-			/* RFC 7143 7.8: data digest error: Reject, the command is
-			 * not executed; we escalate to session recovery (7.8
-			 * allows it), closing once the Reject is out */
+			/* RFC 7143 7.8: a payload digest error is answered with a
+			 * Reject "Data (payload) digest error" and the PDU is
+			 * discarded. Recovering the data (recovery R2T, 7.1.4.1)
+			 * needs ErrorRecoveryLevel 1; at level 0 session recovery
+			 * is the only class (7.1.5), and 7.8 lets the target
+			 * escalate to it: the connection closes once the Reject
+			 * is out (as Linux LIO does at ERL 0) */
 			if (le32toh(got) != crc) {
+				conn_digest_error(conn, false);
 				iscsi_send_reject(conn, &conn->rx_bhs, ISCSI_REJECT_DATA_DIGEST);
 				conn_close_after_send(conn, "data digest error");
 				return false;
@@ -692,6 +821,7 @@ static ssize_t conn_recv(struct iscsi_conn *conn, uint8_t *buf, size_t len)
 {
 	ssize_t r = read(conn->h.fd, buf, len);
 
+	conn->stats.bytes_in += r > 0 ? (uint64_t)r : 0;
 	if (r > 0)
 		return r;
 	if (r == 0) {
@@ -718,6 +848,9 @@ static void conn_read(struct iscsi_conn *conn)
 		if (avail) {
 			uint32_t n = avail < room ? avail : room;
 
+			/* --pdu-timeout runs from the first byte of a PDU */
+			if (conn->rx_state == RX_BHS && conn->rx_have == 0)
+				conn->rx_pdu_start_ms = ev_now_ms();
 			if (dst)
 				memcpy(dst, conn->stage + conn->stage_pos, n);
 			conn->stage_pos += n;
@@ -786,13 +919,38 @@ static void conn_on_event(struct ev_handler *h, uint32_t events)
 	}
 }
 
+/* A PDU is partly received: its BHS begun, or its AHS or data not complete. */
+static bool conn_rx_mid_pdu(const struct iscsi_conn *conn)
+{
+	return conn->rx_state != RX_BHS || conn->rx_have > 0;
+}
+
 void iscsi_conn_tick(struct iscsi_conn *conn, uint64_t now)
 {
 	const struct iscsi_config *cfg = &conn->srv->cfg;
+	uint64_t pdu_ms = cfg->pdu_timeout_s * 1000ull;
 
+	/* --pdu-timeout: PDUs wait to be sent and not a byte went out: the
+	 * peer reads nothing (its TCP window stays shut) */
+	if (pdu_ms && !list_empty(&conn->txq) && now > conn->tx_progress_ms + pdu_ms) {
+		iscsi_conn_close(conn, "the peer read nothing we sent within --pdu-timeout");
+		return;
+	}
 	if (conn->state == CONN_LOGIN) {
 		if (now - conn->created_ms > cfg->login_timeout_s * 1000ull)
 			iscsi_conn_close(conn, "login timed out");
+		return;
+	}
+	/* --pdu-timeout: a PDU begun and not finished (a slow or stalled
+	 * sender); the login phase has --login-timeout as a whole instead */
+	if (pdu_ms && conn->state == CONN_FULL_FEATURE && conn_rx_mid_pdu(conn) &&
+	    now > conn->rx_pdu_start_ms + pdu_ms) {
+		log_warn("conn %u (%s): %s begun %llu s ago, %u of %u bytes in this part",
+			 conn->id, conn->peer, conn->rx_state == RX_BHS ? "a BHS" :
+			 pdu_opcode_name(conn->rx_bhs.opcode),
+			 (unsigned long long)((now - conn->rx_pdu_start_ms) / 1000), conn->rx_have,
+			 conn->rx_need);
+		iscsi_conn_close(conn, "a PDU was not completed within --pdu-timeout");
 		return;
 	}
 	if (conn->state != CONN_FULL_FEATURE || !cfg->nop_interval_s)

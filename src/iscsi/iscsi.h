@@ -15,6 +15,7 @@
 #include "iscsi/chap.h"
 #include "iscsi/param.h"
 #include "iscsi/pdu.h"
+#include "iscsi/stats.h"
 #include "spt/dispatch.h"
 #include "util/bufpool.h"
 #include "util/evloop.h"
@@ -22,7 +23,8 @@
 
 #define ISCSI_MAX_TARGETS 64
 #define ISCSI_MAX_PORTALS 32
-/* the MaxCmdSN window: commands a session may have queued at once */
+/* the MaxCmdSN window: commands a session may have queued at once; the
+ * largest --max-pending-commands (ISCSI_SN_BITMAP is sized for it) */
 #define ISCSI_QUEUE_DEPTH 128
 /* immediate commands allowed beyond the window before Reject 0x06 */
 #define ISCSI_IMMEDIATE_SLACK 16
@@ -31,8 +33,14 @@
 _Static_assert(ISCSI_SN_BITMAP > ISCSI_QUEUE_DEPTH, "the bitmap covers the CmdSN window");
 /* largest data buffer of one command (VPD B0 MAXIMUM TRANSFER LENGTH) */
 #define ISCSI_MAX_TASK_BUF (8u << 20)
-/* bytes of login text (all PDUs of one request) we take */
+/* bytes of login text (all PDUs of one request) we take: the largest
+ * --max-login-text; RFC 7143 6.1 asks every target to take 16384, and
+ * 64 KiB with very long authentication items */
 #define ISCSI_LOGIN_TEXT_MAX 65536
+#define ISCSI_LOGIN_TEXT_MIN 16384
+/* Login Request PDUs one login may take (C-bit continuations, security
+ * and operational rounds): a login that needs more is not one we serve */
+#define ISCSI_LOGIN_PDUS_MAX 64
 /* login PDUs are bounded by the 8192 MaxRecvDataSegmentLength default
  * (RFC 7143 13.12); we allow our own declared value as a courtesy */
 #define ISCSI_LOGIN_DSL_MAX 8192
@@ -42,6 +50,33 @@ _Static_assert(ISCSI_SN_BITMAP > ISCSI_QUEUE_DEPTH, "the bitmap covers the CmdSN
 #define ISCSI_DEFAULT_TPGT 1
 /* initiator names one target's ACL may list (--allow) */
 #define ISCSI_MAX_ALLOW 1024
+
+/*
+ * Named limits against hostile or broken peers (README "Limits"): the
+ * defaults of the struct iscsi_config fields below, each with its sptd
+ * flag in src/main.c's sptd_knobs table.
+ */
+#define ISCSI_DEFAULT_MAX_SESSIONS 1024			/* --max-sessions */
+#define ISCSI_DEFAULT_MAX_SESSIONS_PER_TARGET 1024	/* --max-sessions-per-target */
+/* one address may never hold every half-open slot: half the half-open limit */
+#define ISCSI_DEFAULT_MAX_CONNS_PER_ADDRESS 128		/* --max-connections-per-address */
+#define ISCSI_DEFAULT_MAX_HALF_OPEN 256			/* --max-half-open */
+#define ISCSI_DEFAULT_MAX_PENDING_COMMANDS ISCSI_QUEUE_DEPTH	/* --max-pending-commands */
+#define ISCSI_DEFAULT_PDU_TIMEOUT_S 30			/* --pdu-timeout */
+#define ISCSI_DEFAULT_MAX_RECV_DSL 262144		/* --max-recv-data-segment-length */
+/* QD 128 of 1 MiB commands needs 128 MiB; twice that leaves room for 2 MiB I/O */
+#define ISCSI_DEFAULT_SESSION_BUFFER_MIB 256		/* --max-session-buffer-mib */
+/* at least one command of the largest size always fits */
+#define ISCSI_SESSION_BUFFER_MIN_MIB (ISCSI_MAX_TASK_BUF >> 20)
+#define ISCSI_SESSION_BUFFER_MAX_MIB 65536
+/* a login request of a real initiator has some 25 keys */
+#define ISCSI_LOGIN_KEYS_MIN 32
+/* RFC 7143 13.12: MaxRecvDataSegmentLength is 512 to 2**24 - 1 */
+#define ISCSI_RECV_DSL_MIN 512
+/* Bytes of PDUs a connection queues in buffers of their own (NOP-In echoes,
+ * Text responses, Rejects, sense) for a peer that does not read them; Data-In
+ * points into task buffers, which --max-session-buffer-mib bounds. */
+#define ISCSI_CONN_TX_OWNED_MAX (16u << 20)
 
 struct iscsi_server;
 struct iscsi_session;
@@ -54,6 +89,9 @@ struct iscsi_target {
 	/* ACL: initiator names allowed to log in (any when empty) */
 	char **allow;
 	size_t nallow;
+	/* bumped when LUNs come or go: sessions that saw an older map get
+	 * REPORTED LUNS DATA HAS CHANGED (SPC-4 3F/0E) */
+	uint32_t luns_gen;
 };
 
 struct iscsi_portal {
@@ -69,7 +107,16 @@ struct iscsi_config {
 	uint32_t nop_interval_s;	/* idle time before we ping with NOP-In; 0 = never */
 	uint32_t nop_timeout_s;		/* ping answered within this or the connection drops */
 	uint32_t logout_grace_s;	/* shutdown: time for initiators to log out */
-	uint32_t max_sessions;
+	uint32_t max_sessions;		/* sessions at once in all, discovery included */
+	uint32_t max_sessions_per_target;	/* normal sessions at once to one target */
+	uint32_t max_conns_per_address;	/* connections at once from one initiator address */
+	uint32_t max_half_open;		/* connections at once not (yet) in a session */
+	uint32_t max_login_text;	/* bytes of text in one login request (all its PDUs) */
+	uint32_t max_login_keys;	/* key=value pairs in one login request */
+	uint32_t max_pending_commands;	/* the CmdSN window of a session (<= ISCSI_QUEUE_DEPTH) */
+	uint32_t pdu_timeout_s;		/* a PDU begun must be received, or sent, within this */
+	uint32_t max_recv_dsl;		/* our MaxRecvDataSegmentLength, declared in login */
+	uint32_t max_session_buffer_mib;	/* data buffers one session's commands may hold */
 };
 
 struct iscsi_server {
@@ -89,6 +136,13 @@ struct iscsi_server {
 	uint32_t next_conn_id;
 	bool shutting_down;
 	uint64_t shutdown_deadline_ms;
+	/* limits at work, for the log and the control plane */
+	uint64_t refused_per_address;	/* connections closed at accept: --max-connections-per-address */
+	uint64_t refused_half_open;	/* ... and --max-half-open */
+	uint64_t refused_logged_ms;	/* refusals are logged at most once a second */
+	uint32_t refused_unlogged;
+	uint64_t header_digest_errors;	/* every connection's, since start */
+	uint64_t data_digest_errors;
 };
 
 /* One outstanding R2T. */
@@ -122,6 +176,7 @@ struct iscsi_task {
 	bool aborted;
 	bool oversize;		/* data-out larger than our buffer: no data taken */
 	bool tas;		/* aborted by another I_T nexus: report TASK ABORTED */
+	bool no_room;		/* over the session's buffer budget: TASK SET FULL, no data taken */
 	bool accepted;		/* the provider took a first data-out sequence */
 	bool draining;		/* failed early: waiting for the data of outstanding R2Ts */
 	bool xport_err;		/* a data sequence error ends it once the provider returns it */
@@ -143,6 +198,10 @@ struct iscsi_task {
 	size_t buf_alloc;	/* size passed to bufpool */
 	int tx_refs;		/* queued PDUs pointing into cmd.buf */
 	struct iscsi_tmf_wait *tmf_wait;	/* a TMF waiting for this task to finish */
+	/* statistics (iscsi/stats.h); before cmd: zeroed with the task */
+	struct spt_lun *stats_lun;	/* the LUN whose counters it moves, or NULL */
+	uint64_t stats_start_ns;	/* the command's arrival */
+	bool stats_counted;		/* its status was counted */
 	struct spt_cmd cmd;
 };
 
@@ -196,6 +255,7 @@ struct iscsi_conn {
 	uint32_t id;			/* for logs */
 	uint16_t cid;
 	char peer[SPT_PEER_ADDRESS_MAX];
+	struct sockaddr_storage peer_addr;	/* for --max-connections-per-address */
 	struct sockaddr_storage local;
 	socklen_t locallen;
 	struct iscsi_conn_params params;
@@ -209,6 +269,13 @@ struct iscsi_conn {
 	bool flush_pending;
 	bool resume_pending;
 	bool input_off;			/* EPOLLIN no longer watched (logging out) */
+	uint64_t rx_pdu_start_ms;	/* first byte of the PDU being received (--pdu-timeout) */
+	uint64_t tx_progress_ms;	/* last byte written, or the queue's start (--pdu-timeout) */
+	size_t tx_owned_bytes;		/* queued in PDU-owned buffers (ISCSI_CONN_TX_OWNED_MAX) */
+	/* RFC 7143 7.8 digest errors seen on this connection */
+	uint32_t header_digest_errors;
+	uint32_t data_digest_errors;
+	struct iscsi_conn_stats stats;	/* PDUs and bytes (iscsi/stats.h) */
 
 	/* receive state machine */
 	enum iscsi_rx_state rx_state;
@@ -241,6 +308,7 @@ struct iscsi_conn {
 	struct iscsi_target *login_target;
 	bool login_first_done;
 	bool login_sent_tpgt;
+	uint32_t login_pdus;		/* Login Requests taken (ISCSI_LOGIN_PDUS_MAX) */
 	struct chap_exchange chap;	/* security stage, AuthMethod=CHAP */
 
 	/* text request continuation */
@@ -263,9 +331,19 @@ struct iscsi_session {
 	uint64_t next_task_cookie;
 	uint32_t exp_cmdsn;
 	uint32_t max_cmdsn;
+	uint32_t queue_depth;		/* the CmdSN window (--max-pending-commands at login) */
 	int ntasks;
+	int nactive;			/* tasks not yet TASK_DONE: what the window holds */
+	uint64_t buf_bytes;		/* task data buffers held (--max-session-buffer-mib) */
+	uint64_t buf_budget;
+	uint64_t task_set_full;		/* commands answered TASK SET FULL for lack of buffer */
+	/* RFC 7143 7.8 digest errors of the session's connections */
+	uint64_t header_digest_errors;
+	uint64_t data_digest_errors;
 	int refs;			/* connections + tasks */
 	bool started;			/* SESSION_START sent */
+	struct spt_session_start start;	/* what it was: for LUNs added later */
+	uint32_t luns_gen_seen;		/* the target's LUN map generation it was told of */
 	bool reinstated;
 	bool ending;
 	struct list_node tasks;
@@ -278,7 +356,16 @@ struct iscsi_session {
 	/* SCSI payload moved, for the control plane (sptctl session list) */
 	uint64_t bytes_read;		/* data-in queued to the initiator */
 	uint64_t bytes_written;		/* data-out (immediate, unsolicited, solicited) taken in */
+	struct iscsi_session_stats stats;	/* commands, errors, aborts (iscsi/stats.h) */
 };
+
+/* --max-pending-commands, within what the CmdSN bookkeeping covers */
+static inline uint32_t iscsi_cfg_queue_depth(const struct iscsi_config *cfg)
+{
+	if (cfg->max_pending_commands < 1)
+		return 1;
+	return cfg->max_pending_commands < ISCSI_QUEUE_DEPTH ? cfg->max_pending_commands : ISCSI_QUEUE_DEPTH;
+}
 
 /* conn.c */
 void iscsi_conn_accept(struct iscsi_server *srv, int fd);
@@ -303,6 +390,12 @@ void iscsi_session_detach(struct iscsi_conn *conn);
 void iscsi_session_put(struct iscsi_session *s);
 void iscsi_session_stop(struct iscsi_session *s, const char *why);
 void iscsi_session_update_window(struct iscsi_session *s);
+/* A task's data buffer of len bytes: false if it would pass the session's
+ * buffer budget (and nothing is taken), else counted until released. */
+bool iscsi_session_buffer_take(struct iscsi_session *s, size_t len);
+void iscsi_session_buffer_release(struct iscsi_session *s, size_t len);
+/* Live (not ending) sessions to target t; with t NULL, every live session. */
+size_t iscsi_session_count(struct iscsi_server *srv, const struct iscsi_target *t);
 /* a non-immediate PDU arrived with this CmdSN: true if it may run now */
 int iscsi_cmdsn_check(struct iscsi_session *s, uint32_t cmdsn, bool immediate);
 void iscsi_session_advance(struct iscsi_session *s);

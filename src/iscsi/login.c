@@ -13,6 +13,22 @@
 
 #define LOGIN_RSP_TEXT_MAX ISCSI_LOGIN_DSL_MAX
 
+/* --max-login-text, within the buffer the login code keeps */
+static size_t login_text_limit(const struct iscsi_conn *conn)
+{
+	uint32_t max = conn->srv->cfg.max_login_text;
+
+	return max < ISCSI_LOGIN_TEXT_MAX ? max : ISCSI_LOGIN_TEXT_MAX;
+}
+
+/* --max-login-keys, within the pairs the parser is given room for */
+static int login_keys_limit(const struct iscsi_conn *conn)
+{
+	uint32_t max = conn->srv->cfg.max_login_keys;
+
+	return max < ISCSI_TEXT_MAX_KEYS ? (int)max : ISCSI_TEXT_MAX_KEYS;
+}
+
 static struct iscsi_tx *login_rsp_new(struct iscsi_conn *conn, uint8_t flags, uint16_t status,
 				      uint16_t tsih)
 {
@@ -147,15 +163,25 @@ static uint16_t login_join_session(struct iscsi_conn *conn)
 				reinstated = true;
 			}
 		}
-		if (srv->nsessions >= srv->cfg.max_sessions)
+		/* RFC 7143 11.13.5: 0302, the target lacks session resources:
+		 * --max-sessions counts every live session (discovery too),
+		 * --max-sessions-per-target those of this target */
+		if (iscsi_session_count(srv, NULL) >= srv->cfg.max_sessions ||
+		    (conn->login_target &&
+		     iscsi_session_count(srv, conn->login_target) >= srv->cfg.max_sessions_per_target)) {
+			log_warn("conn %u (%s): no session for %s: --max-sessions %u or "
+				 "--max-sessions-per-target %u reached", conn->id, conn->peer,
+				 conn->login_sp.initiator_name, srv->cfg.max_sessions,
+				 srv->cfg.max_sessions_per_target);
 			return ISCSI_LOGIN_OUT_OF_RESOURCES;
+		}
 		s = iscsi_session_new(srv, conn->login_target, &conn->login_sp, conn->login_isid);
 		if (!s)
 			return ISCSI_LOGIN_OUT_OF_RESOURCES;
 		/* SESSION_START carries the CHAP name the initiator proved (empty without CHAP) */
 		snprintf(s->chap_user, sizeof(s->chap_user), "%s", login_chap_user(conn));
 		s->exp_cmdsn = conn->login_cmdsn;
-		s->max_cmdsn = conn->login_cmdsn + ISCSI_QUEUE_DEPTH - 1;
+		s->max_cmdsn = conn->login_cmdsn + s->queue_depth - 1;
 		s->reinstated = reinstated;
 	} else {
 		s = login_find_tsih(srv, conn->login_tsih);
@@ -298,8 +324,16 @@ void iscsi_login_pdu(struct iscsi_conn *conn, uint8_t *data, uint32_t len)
 	struct iscsi_text_out out = { .buf = outbuf, .cap = sizeof(outbuf) };
 	uint16_t status;
 
+	/* a login that needs more requests than any real one is not served;
+	 * it would only keep this connection busy until --login-timeout */
+	if (++conn->login_pdus > ISCSI_LOGIN_PDUS_MAX) {
+		login_fail(conn, ISCSI_LOGIN_INITIATOR_ERROR, "more Login Requests than one login takes");
+		return;
+	}
 	if (!conn->login_started) {
 		conn->login_started = true;
+		/* --max-recv-data-segment-length is what we declare (RFC 7143 13.12) */
+		conn->srv->limits.max_recv_dsl = conn->srv->cfg.max_recv_dsl;
 		memcpy(conn->login_isid, req->isid, 6);
 		conn->login_tsih = pdu_get16(req->tsih);
 		conn->login_itt = pdu_get32(req->itt);
@@ -329,8 +363,11 @@ void iscsi_login_pdu(struct iscsi_conn *conn, uint8_t *data, uint32_t len)
 		login_fail(conn, ISCSI_LOGIN_INITIATOR_ERROR, "invalid stage transition");
 		return;
 	}
-	if (conn->login_text_len + len > ISCSI_LOGIN_TEXT_MAX) {
-		login_fail(conn, ISCSI_LOGIN_INITIATOR_ERROR, "login text too long");
+	/* --max-login-text: RFC 7143 6.1 sets no upper bound, so a longer text is
+	 * no initiator error but more than we take: 0302, out of resources
+	 * (11.13.5) */
+	if ((size_t)len > login_text_limit(conn) - conn->login_text_len) {
+		login_fail(conn, ISCSI_LOGIN_OUT_OF_RESOURCES, "login text longer than --max-login-text");
 		return;
 	}
 	if (len) {
@@ -358,7 +395,16 @@ void iscsi_login_pdu(struct iscsi_conn *conn, uint8_t *data, uint32_t len)
 	int n = 0;
 
 	if (conn->login_text_len) {
-		n = iscsi_text_parse(conn->login_text, conn->login_text_len, kv, ISCSI_TEXT_MAX_KEYS);
+		int max_keys = login_keys_limit(conn);
+
+		/* --max-login-keys: counted before anything is parsed; like the
+		 * text length, a limit of ours rather than an initiator error */
+		if (iscsi_text_count(conn->login_text, conn->login_text_len) > (size_t)max_keys) {
+			login_fail(conn, ISCSI_LOGIN_OUT_OF_RESOURCES,
+				   "more key=value pairs than --max-login-keys");
+			goto out;
+		}
+		n = iscsi_text_parse(conn->login_text, conn->login_text_len, kv, max_keys);
 		if (n < 0) {
 			login_fail(conn, ISCSI_LOGIN_INITIATOR_ERROR, "malformed login text");
 			goto out;

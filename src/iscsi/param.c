@@ -211,6 +211,22 @@ static const char param_not_understood[] = "NotUnderstood";
 
 /* ---- text format (RFC 7143 6.1) ---- */
 
+size_t iscsi_text_count(const char *data, size_t len)
+{
+	size_t count = 0;
+	bool in_item = false;
+
+	for (size_t i = 0; data && i < len; i++) {
+		if (data[i] == '\0') {
+			in_item = false;
+		} else if (!in_item) {
+			in_item = true;
+			count++;
+		}
+	}
+	return count;
+}
+
 int iscsi_text_parse(char *data, size_t len, struct iscsi_kv *kv, int max)
 {
 	/*

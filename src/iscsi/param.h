@@ -27,6 +27,11 @@ struct iscsi_kv {
  * more than max pairs). */
 int iscsi_text_parse(char *data, size_t len, struct iscsi_kv *kv, int max);
 
+/* The key=value items of a text as iscsi_text_parse() would see them
+ * (stray NULs carry none), well-formed or not: checked against a limit
+ * before parsing. */
+size_t iscsi_text_count(const char *data, size_t len);
+
 /* A growing output text buffer for responses. */
 struct iscsi_text_out {
 	char *buf;

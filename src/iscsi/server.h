@@ -19,4 +19,25 @@ int iscsi_server_set_chap(struct iscsi_server *srv, const struct chap_config *cf
 /* ACL: adds an initiator name allowed to log in to t. 0 or -1 with err. */
 int iscsi_target_allow(struct iscsi_target *t, const char *initiator, char *err, size_t errlen);
 
+/* ---- runtime reconfiguration (SIGHUP, sptctl), on the loop's thread ---- */
+struct iscsi_target *iscsi_server_find_target(const struct iscsi_server *srv, const char *name);
+size_t iscsi_target_session_count(const struct iscsi_server *srv, const struct iscsi_target *t);
+/* Replaces the ACL (empty: any initiator); sessions of initiators no longer
+ * allowed are stopped (Async logout request, grace, close). */
+int iscsi_target_set_allow(struct iscsi_server *srv, struct iscsi_target *t,
+			   const char *const *names, size_t n, char *err, size_t errlen);
+/* Adds a LUN (copied into the map): live sessions of the target get
+ * SESSION_START for it and REPORTED LUNS DATA HAS CHANGED on their next
+ * command. */
+int iscsi_target_add_lun(struct iscsi_server *srv, struct iscsi_target *t, const struct spt_lun *l,
+			 char *err, size_t errlen);
+/* Closes and removes a LUN; refused while the target has sessions. */
+int iscsi_target_remove_lun(struct iscsi_server *srv, struct iscsi_target *t, uint64_t lun,
+			    char *err, size_t errlen);
+/* Closes and frees a target; refused while it has sessions or logins. */
+int iscsi_server_remove_target(struct iscsi_server *srv, struct iscsi_target *t, char *err,
+			       size_t errlen);
+/* Stops listening on a portal given as to iscsi_server_listen; -1 if none. */
+int iscsi_server_unlisten(struct iscsi_server *srv, const char *spec);
+
 #endif

@@ -50,6 +50,11 @@ struct iscsi_session *iscsi_session_new(struct iscsi_server *srv, struct iscsi_t
 	s->srv = srv;
 	s->target = t;
 	s->params = *sp;
+	s->queue_depth = iscsi_cfg_queue_depth(&srv->cfg);
+	s->buf_budget = (uint64_t)srv->cfg.max_session_buffer_mib << 20;
+	/* one command of the largest size always fits, whatever the setting */
+	if (s->buf_budget < ISCSI_MAX_TASK_BUF)
+		s->buf_budget = ISCSI_MAX_TASK_BUF;
 	memcpy(s->isid, isid, 6);
 	/* RFC 7143 11.12.6: TSIH is non-zero and unique among live sessions */
 	do {
@@ -86,16 +91,17 @@ void iscsi_session_attach(struct iscsi_session *s, struct iscsi_conn *conn)
 	conn->last_rx_ms = ev_now_ms();
 	if (s->started || !s->target)
 		return;
-	struct spt_session_start ss;
+	struct spt_session_start *ss = &s->start;
 
-	memset(&ss, 0, sizeof(ss));
-	ss.is_reinstated = s->reinstated;
-	ss.itnexus_handle = s->handle;
-	snprintf(ss.peer_address, sizeof(ss.peer_address), "%s", conn->peer);
-	session_itnexus(s, ss.itnexus, sizeof(ss.itnexus));
-	snprintf(ss.chap_user_name, sizeof(ss.chap_user_name), "%s", s->chap_user);
+	memset(ss, 0, sizeof(*ss));
+	ss->is_reinstated = s->reinstated;
+	ss->itnexus_handle = s->handle;
+	snprintf(ss->peer_address, sizeof(ss->peer_address), "%s", conn->peer);
+	session_itnexus(s, ss->itnexus, sizeof(ss->itnexus));
+	snprintf(ss->chap_user_name, sizeof(ss->chap_user_name), "%s", s->chap_user);
 	s->started = true;
-	spt_dispatch_session_start(&s->target->luns, &ss);
+	s->luns_gen_seen = s->target->luns_gen;
+	spt_dispatch_session_start(&s->target->luns, ss);
 }
 
 static void session_free(struct iscsi_session *s)
@@ -144,31 +150,71 @@ void iscsi_session_stop(struct iscsi_session *s, const char *why)
 	iscsi_session_put(s);
 }
 
+/*
+ * --max-pending-commands: the window is queue_depth commands less those
+ * still held (not yet answered), so an initiator that keeps to it never
+ * has more than queue_depth commands here. A task is no longer held once
+ * its answer is built, so the answer itself carries the freed slot: no
+ * window update is left waiting for a PDU that never comes.
+ */
 void iscsi_session_update_window(struct iscsi_session *s)
 {
-	/* RFC 7143 4.2.2.1: MaxCmdSN never goes back; the window shrinks
-	 * by the commands still held */
-	uint32_t max = s->exp_cmdsn + ISCSI_QUEUE_DEPTH - 1 - (uint32_t)(s->ntasks < ISCSI_QUEUE_DEPTH ? s->ntasks : ISCSI_QUEUE_DEPTH - 1);
+	uint32_t held = s->nactive > 0 ? (uint32_t)s->nactive : 0;
+
+	if (held > s->queue_depth)
+		held = s->queue_depth;
+	/* RFC 7143 4.2.2.1: MaxCmdSN = ExpCmdSN - 1 closes the window; MaxCmdSN
+	 * never goes back */
+	uint32_t max = s->exp_cmdsn + s->queue_depth - 1 - held;
 
 	if (sn_lt(s->max_cmdsn, max))
 		s->max_cmdsn = max;
 }
 
+bool iscsi_session_buffer_take(struct iscsi_session *s, size_t len)
+{
+	/* --max-session-buffer-mib */
+	if (len > s->buf_budget || s->buf_bytes > s->buf_budget - len)
+		return false;
+	s->buf_bytes += len;
+	return true;
+}
+
+void iscsi_session_buffer_release(struct iscsi_session *s, size_t len)
+{
+	s->buf_bytes -= len < s->buf_bytes ? len : s->buf_bytes;
+}
+
+size_t iscsi_session_count(struct iscsi_server *srv, const struct iscsi_target *t)
+{
+	struct list_node *n;
+	size_t count = 0;
+
+	list_for_each(n, &srv->sessions) {
+		const struct iscsi_session *s = list_entry(n, struct iscsi_session, srv_node);
+
+		if (!s->ending && (!t || s->target == t))
+			count++;
+	}
+	return count;
+}
+
 /*
  * RFC 7143 4.2.2.1: a non-immediate command outside [ExpCmdSN, MaxCmdSN]
- * is silently ignored; one ahead of ExpCmdSN waits for the gap to fill.
+ * is silently ignored (with the window closed, ExpCmdSN itself is
+ * outside); one ahead of ExpCmdSN waits for the gap to fill.
  * Returns 1 to run now (ExpCmdSN advanced), 0 to wait, -1 to drop.
  */
 int iscsi_cmdsn_check(struct iscsi_session *s, uint32_t cmdsn, bool immediate)
 {
 	if (immediate)
 		return 1;
+	if (sn_lt(cmdsn, s->exp_cmdsn) || sn_lt(s->max_cmdsn, cmdsn))
+		return -1;
 	if (cmdsn == s->exp_cmdsn) {
 		s->exp_cmdsn++;
 		return 1;
 	}
-	if (sn_lt(cmdsn, s->exp_cmdsn) || sn_lt(s->max_cmdsn, cmdsn))
-		return -1;
 	return 0;
 }
 

@@ -41,7 +41,16 @@ struct iscsi_server *iscsi_server_new(struct ev_loop *loop)
 	srv->cfg.nop_interval_s = 30;
 	srv->cfg.nop_timeout_s = 30;
 	srv->cfg.logout_grace_s = 3;
-	srv->cfg.max_sessions = 1024;
+	srv->cfg.max_sessions = ISCSI_DEFAULT_MAX_SESSIONS;
+	srv->cfg.max_sessions_per_target = ISCSI_DEFAULT_MAX_SESSIONS_PER_TARGET;
+	srv->cfg.max_conns_per_address = ISCSI_DEFAULT_MAX_CONNS_PER_ADDRESS;
+	srv->cfg.max_half_open = ISCSI_DEFAULT_MAX_HALF_OPEN;
+	srv->cfg.max_login_text = ISCSI_LOGIN_TEXT_MAX;
+	srv->cfg.max_login_keys = ISCSI_TEXT_MAX_KEYS;
+	srv->cfg.max_pending_commands = ISCSI_DEFAULT_MAX_PENDING_COMMANDS;
+	srv->cfg.pdu_timeout_s = ISCSI_DEFAULT_PDU_TIMEOUT_S;
+	srv->cfg.max_recv_dsl = ISCSI_DEFAULT_MAX_RECV_DSL;
+	srv->cfg.max_session_buffer_mib = ISCSI_DEFAULT_SESSION_BUFFER_MIB;
 	iscsi_limits_default(&srv->limits);
 	list_init(&srv->sessions);
 	list_init(&srv->conns);
@@ -326,6 +335,14 @@ static void server_tick(void *arg)
 
 	list_for_each_safe(n, tmp, &srv->conns)
 		iscsi_conn_tick(list_entry(n, struct iscsi_conn, srv_node), now);
+	if (srv->refused_unlogged) {
+		log_warn("refused %u more connection(s) at accept in the last second (%llu for "
+			 "--max-connections-per-address, %llu for --max-half-open since start)",
+			 srv->refused_unlogged, (unsigned long long)srv->refused_per_address,
+			 (unsigned long long)srv->refused_half_open);
+		srv->refused_unlogged = 0;
+		srv->refused_logged_ms = now;
+	}
 	if (!srv->shutting_down)
 		return;
 	if (now >= srv->shutdown_deadline_ms) {
@@ -367,4 +384,174 @@ void iscsi_server_shutdown(struct iscsi_server *srv, void (*done)(void *), void 
 			iscsi_conn_close(c, "target shutting down");
 	}
 	log_info("shutting down: asked %zu session(s) to log out", srv->nsessions);
+}
+
+/* ---- runtime reconfiguration (SIGHUP, sptctl) ---- */
+
+size_t iscsi_target_session_count(const struct iscsi_server *srv, const struct iscsi_target *t)
+{
+	struct list_node *n;
+	size_t count = 0;
+
+	list_for_each(n, &srv->sessions)
+		if (list_entry(n, struct iscsi_session, srv_node)->target == t)
+			count++;
+	return count;
+}
+
+/* A target is busy while a session uses it or a login names it. */
+static bool target_busy(const struct iscsi_server *srv, const struct iscsi_target *t)
+{
+	struct list_node *n;
+
+	if (iscsi_target_session_count(srv, t))
+		return true;
+	list_for_each(n, &srv->conns)
+		if (list_entry(n, struct iscsi_conn, srv_node)->login_target == t)
+			return true;
+	return false;
+}
+
+struct iscsi_target *iscsi_server_find_target(const struct iscsi_server *srv, const char *name)
+{
+	for (size_t i = 0; i < srv->ntargets; i++)
+		if (!strcasecmp(srv->targets[i]->name, name))
+			return srv->targets[i];
+	return NULL;
+}
+
+int iscsi_target_set_allow(struct iscsi_server *srv, struct iscsi_target *t,
+			   const char *const *names, size_t n, char *err, size_t errlen)
+{
+	char **old = t->allow;
+	size_t nold = t->nallow;
+	struct list_node *sn, *tmp;
+
+	t->allow = NULL;
+	t->nallow = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (iscsi_target_allow(t, names[i], err, errlen) < 0) {
+			for (size_t j = 0; j < t->nallow; j++)
+				free(t->allow[j]);
+			free(t->allow);
+			t->allow = old;
+			t->nallow = nold;
+			return -1;
+		}
+	}
+	for (size_t j = 0; j < nold; j++)
+		free(old[j]);
+	free(old);
+	/* an initiator taken off the list loses its sessions too: asked to
+	 * log out, closed after the grace time */
+	list_for_each_safe(sn, tmp, &srv->sessions) {
+		struct iscsi_session *s = list_entry(sn, struct iscsi_session, srv_node);
+
+		if (s->target == t && !s->ending && !iscsi_target_allows(t, s->params.initiator_name)) {
+			log_info("session 0x%04x of %s: no longer in the ACL of %s, stopping it", s->tsih,
+				 s->params.initiator_name, t->name);
+			iscsi_session_stop(s, "initiator removed from the target's ACL");
+		}
+	}
+	return 0;
+}
+
+int iscsi_target_add_lun(struct iscsi_server *srv, struct iscsi_target *t, const struct spt_lun *l,
+			 char *err, size_t errlen)
+{
+	struct list_node *n;
+	struct spt_lun *slot;
+
+	if (t->luns.count == SPT_MAX_LUNS) {
+		snprintf(err, errlen, "target %s has %d LUNs already", t->name, SPT_MAX_LUNS);
+		return -1;
+	}
+	if (spt_lun_find(&t->luns, l->lun)) {
+		snprintf(err, errlen, "target %s has a LUN %llu already", t->name, (unsigned long long)l->lun);
+		return -1;
+	}
+	slot = &t->luns.luns[t->luns.count++];
+	*slot = *l;
+	t->luns_gen++;
+	/* sessions already in full feature phase reach the new LUN too */
+	list_for_each(n, &srv->sessions) {
+		struct iscsi_session *s = list_entry(n, struct iscsi_session, srv_node);
+
+		if (s->target == t && s->started && slot->ops->session_start)
+			slot->ops->session_start(slot->ctx, &s->start);
+	}
+	log_info("target %s: LUN %llu added: %s", t->name, (unsigned long long)l->lun, l->desc);
+	return 0;
+}
+
+int iscsi_target_remove_lun(struct iscsi_server *srv, struct iscsi_target *t, uint64_t lun,
+			    char *err, size_t errlen)
+{
+	struct spt_lun *l = (struct spt_lun *)spt_lun_find(&t->luns, lun);
+	size_t i;
+
+	if (!l) {
+		snprintf(err, errlen, "target %s has no LUN %llu", t->name, (unsigned long long)lun);
+		return -1;
+	}
+	if (target_busy(srv, t)) {
+		snprintf(err, errlen, "target %s has sessions: LUN %llu is in use", t->name,
+			 (unsigned long long)lun);
+		return -1;
+	}
+	if (l->ops->close)
+		l->ops->close(l->ctx);
+	i = (size_t)(l - t->luns.luns);
+	memmove(&t->luns.luns[i], &t->luns.luns[i + 1], (t->luns.count - i - 1) * sizeof(*l));
+	t->luns.count--;
+	t->luns_gen++;
+	log_info("target %s: LUN %llu removed", t->name, (unsigned long long)lun);
+	return 0;
+}
+
+int iscsi_server_remove_target(struct iscsi_server *srv, struct iscsi_target *t, char *err,
+			       size_t errlen)
+{
+	size_t i;
+
+	if (target_busy(srv, t)) {
+		snprintf(err, errlen, "target %s has sessions or logins in progress", t->name);
+		return -1;
+	}
+	for (i = 0; i < srv->ntargets && srv->targets[i] != t; i++)
+		;
+	if (i == srv->ntargets) {
+		snprintf(err, errlen, "no such target");
+		return -1;
+	}
+	log_info("target %s removed", t->name);
+	spt_lun_map_close(&t->luns);
+	for (size_t a = 0; a < t->nallow; a++)
+		free(t->allow[a]);
+	free(t->allow);
+	free(t);
+	memmove(&srv->targets[i], &srv->targets[i + 1], (srv->ntargets - i - 1) * sizeof(srv->targets[0]));
+	srv->ntargets--;
+	return 0;
+}
+
+int iscsi_server_unlisten(struct iscsi_server *srv, const char *spec)
+{
+	size_t i;
+
+	for (i = 0; i < srv->nportals && strcmp(srv->portals[i].text, spec); i++)
+		;
+	if (i == srv->nportals)
+		return -1;
+	ev_del(srv->loop, &srv->portals[i].h);
+	close(srv->portals[i].h.fd);
+	log_info("no longer listening on %s (connections made there stay)", spec);
+	memmove(&srv->portals[i], &srv->portals[i + 1], (srv->nportals - i - 1) * sizeof(srv->portals[0]));
+	srv->nportals--;
+	/* the portals that moved: epoll holds a pointer to each */
+	for (size_t j = i; j < srv->nportals; j++) {
+		srv->portals[j].h.arg = &srv->portals[j];
+		ev_mod(srv->loop, &srv->portals[j].h, EPOLLIN);
+	}
+	return 0;
 }

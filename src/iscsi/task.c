@@ -19,6 +19,15 @@ static void task_send_response(struct iscsi_task *t);
 static void task_fail_transport(struct iscsi_task *t);
 static void task_send_status_only(struct iscsi_task *t, uint8_t status);
 
+/* The task has its answer built, or none is due: it no longer holds a slot
+ * of the CmdSN window (--max-pending-commands). */
+static void task_set_done(struct iscsi_task *t)
+{
+	if (t->state != TASK_DONE)
+		t->sess->nactive--;
+	t->state = TASK_DONE;
+}
+
 static struct iscsi_task *task_of(struct spt_cmd *cmd)
 {
 	return (struct iscsi_task *)((char *)cmd - offsetof(struct iscsi_task, cmd));
@@ -50,8 +59,11 @@ static void task_free(struct iscsi_task *t)
 	if (list_linked(&t->order_node))
 		list_del(&t->order_node);
 	s->ntasks--;
-	if (t->cmd.buf)
+	iscsi_stats_task_end(t);
+	if (t->cmd.buf) {
 		bufpool_put(s->srv->bp, t->cmd.buf, t->buf_alloc);
+		iscsi_session_buffer_release(s, t->buf_alloc);
+	}
 	t->cmd.buf = NULL;
 	list_add_tail(&s->task_free, &t->sess_node);
 	iscsi_conn_put(conn);
@@ -98,7 +110,7 @@ struct iscsi_task *iscsi_task_from_cmd(struct iscsi_conn *conn, const struct isc
 		conn_pdu_reject(conn, ISCSI_REJECT_TASK_IN_PROGRESS);
 		return NULL;
 	}
-	if (s->ntasks >= ISCSI_QUEUE_DEPTH + ISCSI_IMMEDIATE_SLACK) {
+	if (s->nactive >= (int)s->queue_depth + ISCSI_IMMEDIATE_SLACK) {
 		conn_pdu_reject(conn, immediate ? ISCSI_REJECT_IMMEDIATE_REJECT :
 				ISCSI_REJECT_OUT_OF_RESOURCES);
 		return NULL;
@@ -142,9 +154,15 @@ struct iscsi_task *iscsi_task_from_cmd(struct iscsi_conn *conn, const struct isc
 
 	if (write && edtl > ISCSI_MAX_TASK_BUF)
 		t->oversize = true;	/* the provider refuses it from the CDB alone */
-	if (cap) {
+	if (cap && !iscsi_session_buffer_take(s, cap)) {
+		/* --max-session-buffer-mib: answered TASK SET FULL in its turn;
+		 * a write's data is dropped as an oversize write's is */
+		t->no_room = true;
+		t->oversize = write;
+	} else if (cap) {
 		t->cmd.buf = bufpool_get(s->srv->bp, cap);
 		if (!t->cmd.buf) {
+			iscsi_session_buffer_release(s, cap);
 			list_add_tail(&s->task_free, &t->sess_node);
 			conn_pdu_reject(conn, ISCSI_REJECT_OUT_OF_RESOURCES);
 			return NULL;
@@ -176,8 +194,10 @@ struct iscsi_task *iscsi_task_from_cmd(struct iscsi_conn *conn, const struct isc
 
 	list_add_tail(&s->tasks, &t->sess_node);
 	s->ntasks++;
+	s->nactive++;
 	s->refs++;
 	conn->refs++;
+	iscsi_stats_task_start(t);
 	return t;
 }
 
@@ -203,7 +223,7 @@ void iscsi_task_cmd_received(struct iscsi_task *t)
 
 	if (r < 0) {
 		log_debug("session 0x%04x: CmdSN %u outside the window, dropped", s->tsih, t->cmdsn);
-		t->state = TASK_DONE;
+		task_set_done(t);
 		task_maybe_free(t);
 		return;
 	}
@@ -230,13 +250,31 @@ void iscsi_task_run_ordered(struct iscsi_task *t)
 		 * TASK ABORTED, as task_abort() does for the others */
 		bool tell = t->aborted && t->tas && t->state != TASK_DONE;
 
-		t->state = TASK_DONE;
+		task_set_done(t);
 		if (tell)
 			task_send_status_only(t, SPT_STATUS_TASK_ABORTED);
 		task_maybe_free(t);
 		return;
 	}
 	task_pump(t);
+}
+
+/*
+ * SPC-4 / SAM-5: once LUNs were added to or removed from the target, each
+ * I_T nexus gets REPORTED LUNS DATA HAS CHANGED (3F/0E) on its next command
+ * other than INQUIRY, REQUEST SENSE and REPORT LUNS; REPORT LUNS clears it.
+ */
+static bool task_luns_changed(struct iscsi_task *t)
+{
+	struct iscsi_session *s = t->sess;
+	uint8_t op = t->cmd.req.cdb[0];
+
+	if (s->luns_gen_seen == s->target->luns_gen)
+		return false;
+	if (op == 0x12 || op == 0x03)	/* INQUIRY, REQUEST SENSE */
+		return false;
+	s->luns_gen_seen = s->target->luns_gen;
+	return op != 0xa0;		/* REPORT LUNS */
 }
 
 static void task_dispatch(struct iscsi_task *t, uint32_t off, uint32_t len, bool final)
@@ -248,6 +286,12 @@ static void task_dispatch(struct iscsi_task *t, uint32_t off, uint32_t len, bool
 	t->cmd.req.is_final = final;
 	t->delivered = off + len;
 	t->state = TASK_AT_PROVIDER;
+	if (off == 0 && task_luns_changed(t)) {
+		/* answered here, as a provider would: no provider saw it */
+		spt_cmd_check_condition(&t->cmd, false, SPT_KEY_UNIT_ATTENTION, 0x3f, 0x0e, NULL);
+		t->cmd.done(&t->cmd);
+		return;
+	}
 	spt_dispatch_scsi(&t->sess->target->luns, &t->cmd);
 }
 
@@ -287,6 +331,20 @@ static void task_pump(struct iscsi_task *t)
 {
 	if (t->state != TASK_RECEIVING || t->aborted || !t->ordered)
 		return;
+	/*
+	 * SAM-5 5.3.1: TASK SET FULL when a lack of resources keeps a command
+	 * out while this I_T nexus has others in the task set (the budget
+	 * always holds one command, so it does); initiators retry it (Linux
+	 * as QUEUE FULL, QEMU with a backoff), as they do with LIO's
+	 * out-of-resources answer.
+	 */
+	if (t->no_room) {
+		t->sess->task_set_full++;
+		task_set_done(t);
+		task_send_status_only(t, SPT_STATUS_TASK_SET_FULL);
+		task_maybe_free(t);
+		return;
+	}
 	if (!t->write || t->oversize || t->want == 0) {
 		task_dispatch(t, 0, 0, true);
 		return;
@@ -382,7 +440,7 @@ void iscsi_task_data_received(struct iscsi_task *t, const struct iscsi_data_out 
 		/* the command already failed: its status goes once the data we
 		 * asked for is in, so no R2T is left dangling at the initiator */
 		if (t->nr2t == 0) {
-			t->state = TASK_DONE;
+			task_set_done(t);
 			task_send_response(t);
 			task_maybe_free(t);
 		}
@@ -396,6 +454,7 @@ static void task_send_status_only(struct iscsi_task *t, uint8_t status)
 	struct iscsi_conn *conn = t->conn;
 	struct iscsi_tx *tx = iscsi_tx_new(conn);
 
+	iscsi_stats_task_status(t, status, 0);
 	if (!tx)
 		return;
 	struct iscsi_scsi_rsp *r = (struct iscsi_scsi_rsp *)tx->hdr;
@@ -437,6 +496,7 @@ static void task_send_response(struct iscsi_task *t)
 		if (data_in > edtl)
 			data_in = edtl;
 	}
+	iscsi_stats_task_status(t, cpl->scsi_status, data_in);
 	uint32_t sense_len = cpl->sense_length > SPT_SENSE_MAX ? SPT_SENSE_MAX : cpl->sense_length;
 	/* RFC 7143 11.7.4: status may ride on the last Data-In only without sense */
 	bool collapse = data_in && !sense_len && cpl->scsi_status != SPT_STATUS_CHECK_CONDITION;
@@ -536,7 +596,7 @@ static void task_provider_done(struct spt_cmd *cmd)
 	if (t->aborted) {
 		struct iscsi_tmf_wait *w = t->tmf_wait;
 
-		t->state = TASK_DONE;
+		task_set_done(t);
 		if (t->tas)
 			task_send_status_only(t, SPT_STATUS_TASK_ABORTED);
 		t->tmf_wait = NULL;
@@ -558,7 +618,7 @@ static void task_provider_done(struct spt_cmd *cmd)
 		t->draining = true;
 		return;
 	}
-	t->state = TASK_DONE;
+	task_set_done(t);
 	task_send_response(t);
 	task_maybe_free(t);
 }
@@ -578,7 +638,7 @@ static void task_fail_transport(struct iscsi_task *t)
 	}
 	memset(&t->cmd.cpl, 0, sizeof(t->cmd.cpl));
 	spt_cmd_check_condition(&t->cmd, false, SPT_KEY_ABORTED_COMMAND, 0x4b, 0x00, NULL);
-	t->state = TASK_DONE;
+	task_set_done(t);
 	task_send_response(t);
 	task_maybe_free(t);
 }
@@ -611,7 +671,7 @@ void iscsi_task_abort_conn(struct iscsi_conn *conn)
 			continue;	/* freed when the provider completes it */
 		if (list_linked(&t->order_node))
 			list_del(&t->order_node);
-		t->state = TASK_DONE;
+		task_set_done(t);
 		task_maybe_free(t);
 	}
 }
@@ -634,7 +694,7 @@ static void task_abort(struct iscsi_task *t, struct iscsi_tmf_wait *w)
 	}
 	if (list_linked(&t->order_node))
 		return;	/* its CmdSN still counts: it ends when its turn comes */
-	t->state = TASK_DONE;
+	task_set_done(t);
 	if (t->tas)
 		task_send_status_only(t, SPT_STATUS_TASK_ABORTED);
 	task_maybe_free(t);

@@ -1160,6 +1160,12 @@ int file_lun_open(struct ev_loop *loop, const struct file_lun_config *cfg, uint6
 	lun->bdev.relative_port = 1;
 	snprintf(lun->bdev.target_name, sizeof(lun->bdev.target_name), "%s",
 		 target_name ? target_name : "");
+	/* SPC-4 APTPL state next to a regular file (none beside /dev nodes):
+	 * empty, APTPL is refused, when the name would not fit */
+	if (!lun->is_blockdev &&
+	    snprintf(lun->bdev.pr_state_path, sizeof(lun->bdev.pr_state_path), "%s.pr", idname) >=
+		    (int)sizeof(lun->bdev.pr_state_path))
+		lun->bdev.pr_state_path[0] = '\0';
 
 	lun->ring = file_ring_get(loop, err, errlen);
 	if (!lun->ring)

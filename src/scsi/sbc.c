@@ -8,19 +8,31 @@
  * holds everything received so far and a non-final request completed with
  * GOOD asks the engine for more. WRITE-family data is written as it arrives;
  * commands that need all their data (UNMAP, WRITE SAME, VERIFY with BYTCHK,
- * ORWRITE) acknowledge non-final requests and act on the final one.
+ * ORWRITE, COMPARE AND WRITE) acknowledge non-final requests and act on the
+ * final one.
  *
  * Per-command state lives in cmd->scratch (struct sbc_task). Only one backing
  * store operation is in flight per command; chained operations (UNMAP
  * descriptors, WRITE SAME chunks, compare chunks) run one after the other
  * through sbc_drive(), which also copes with operations that complete before
  * submit() returns.
+ *
+ * COMPARE AND WRITE is atomic against every other writer of the LU through
+ * LBA range locks: it holds its range exclusively from its read to the end
+ * of its write, every medium write holds its blocks shared while in flight
+ * (a lock-free counter while no COMPARE AND WRITE is around), and a command
+ * that conflicts waits, in arrival order, without blocking the thread.
+ * EXTENDED COPY / RECEIVE COPY RESULTS are passed on to xcopy.c.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scsi/spc.h"
+#include "scsi/pr.h"
+#include "scsi/xcopy.h"
 
 /* SBC-3 operation codes handled here. */
 enum {
@@ -98,6 +110,7 @@ enum sbc_kind {
 	SBC_UNMAP,
 	SBC_READ_CAPACITY10,
 	SBC_SERVICE_ACTION_IN,
+	SBC_COMPARE_AND_WRITE,
 };
 
 /* Where the fields of one CDB layout are and which bits are reserved. */
@@ -158,6 +171,10 @@ static const struct sbc_cdb_desc sbc_cdbs[] = {
 	  { [1] = 0xfe, [6] = 0xff, [7] = 0xff, [8] = 0xfe } },
 	/* SERVICE ACTION IN(16): byte 1 bits 4-0 SERVICE ACTION, the rest per action */
 	{ SBC_OP_SERVICE_ACTION_IN16, SBC_SERVICE_ACTION_IN, 16, 2, 8, 10, 4, false, { [1] = 0xe0 } },
+	/* COMPARE AND WRITE: byte 1 bit 2 and bit 0 reserved, bytes 10-12 reserved, byte 13
+	 * NUMBER OF LOGICAL BLOCKS */
+	{ SBC_OP_COMPARE_AND_WRITE, SBC_COMPARE_AND_WRITE, 16, 2, 8, 13, 1, true,
+	  { [1] = RSV_B1_RW16, [10] = 0xff, [11] = 0xff, [12] = 0xff, [14] = RSV_GROUP } },
 };
 
 enum sbc_phase {
@@ -171,6 +188,8 @@ enum sbc_phase {
 	SBC_PH_WS_PATTERN,	/* WRITE SAME of a pattern: chunked writes from aux */
 	SBC_PH_UNMAP,		/* one UNMAP per block descriptor */
 	SBC_PH_FLUSH,		/* FLUSH, then done */
+	SBC_PH_CAW_READ,	/* COMPARE AND WRITE: read the range into aux (range held) */
+	SBC_PH_CAW_WRITE,	/* COMPARE AND WRITE: equal, write the second half */
 };
 
 /* Per-command state, in cmd->scratch. */
@@ -200,7 +219,11 @@ struct sbc_task {
 	bool spc_after_flush;		/* START STOP UNIT: spc_execute() once flushed */
 	bool in_submit;			/* submit() has not returned yet */
 	bool inline_done;		/* the operation completed inside submit() */
+	bool excl;			/* COMPARE AND WRITE, ORWRITE: hold the range throughout */
 	int inline_result;
+	/* the LBA range this command holds: exclusively from the first I/O of a
+	 * read-modify-write to its end, or shared while a write is in flight */
+	struct sbc_range range;
 };
 _Static_assert(sizeof(struct sbc_task) <= SPT_PROVIDER_SCRATCH,
 	       "sbc_task must fit in cmd->scratch");
@@ -307,6 +330,286 @@ static void sbc_prepare_io(struct sbc_task *t, uint8_t op, uint64_t offset, uint
 static void sbc_io_done(struct spt_bdev_io *io, int result);
 
 /* ------------------------------------------------------------------ */
+/* LBA range locks: COMPARE AND WRITE atomicity (SBC-3 5.2)             */
+/* ------------------------------------------------------------------ */
+
+enum sbc_range_state {
+	SBC_RANGE_IDLE = 0,
+	SBC_RANGE_UNLOCKED,	/* held without state (bdev not initialised) */
+	SBC_RANGE_FAST,		/* shared, counted in fast, range not recorded */
+	SBC_RANGE_HELD,		/* in the holders list */
+	SBC_RANGE_WAITING,	/* in the wait queue */
+};
+
+struct sbc_ranges {
+	pthread_mutex_t lock;		/* holders list, wait queue */
+	atomic_uint fast;		/* shared holders on the lock-free path */
+	atomic_uint exclusive;		/* exclusive holders and waiters */
+	struct sbc_range *held;		/* holders recorded under the lock */
+	struct sbc_range *wait_head;	/* waiters, oldest first */
+	struct sbc_range *wait_tail;
+};
+
+/*
+ * Grants are run by the outermost release on a thread: a granted command
+ * that completes at once and releases in turn appends to this queue instead
+ * of nesting, so a chain of waiters costs no stack.
+ */
+static _Thread_local struct sbc_range *sbc_grant_head;
+static _Thread_local struct sbc_range *sbc_grant_tail;
+static _Thread_local bool sbc_granting;
+
+struct sbc_ranges *sbc_ranges_new(void)
+{
+	struct sbc_ranges *rs = calloc(1, sizeof(*rs));
+
+	if (!rs)
+		return NULL;
+	if (pthread_mutex_init(&rs->lock, NULL) != 0) {
+		free(rs);
+		return NULL;
+	}
+	atomic_init(&rs->fast, 0);
+	atomic_init(&rs->exclusive, 0);
+	return rs;
+}
+
+void sbc_ranges_free(struct sbc_ranges *rs)
+{
+	if (!rs)
+		return;
+	pthread_mutex_destroy(&rs->lock);
+	free(rs);
+}
+
+static bool sbc_range_overlap(const struct sbc_range *a, const struct sbc_range *b)
+{
+	return a->lba < b->lba + b->count && b->lba < a->lba + a->count;
+}
+
+/* Two ranges conflict when they overlap and one of them is exclusive. */
+static bool sbc_range_conflict(const struct sbc_range *a, const struct sbc_range *b)
+{
+	return (a->exclusive || b->exclusive) && sbc_range_overlap(a, b);
+}
+
+/*
+ * Caller holds rs->lock. Can r be granted now? Not if it conflicts with a
+ * holder, or (first come, first served) with a waiter queued before it;
+ * `before` is where r's turn is (NULL: behind every waiter). An exclusive
+ * request also waits for the lock-free shared holders, whose ranges are
+ * unknown.
+ */
+static bool sbc_range_grantable(struct sbc_ranges *rs, const struct sbc_range *r,
+				const struct sbc_range *before)
+{
+	if (r->exclusive && atomic_load(&rs->fast) != 0)
+		return false;
+	for (const struct sbc_range *h = rs->held; h; h = h->next)
+		if (sbc_range_conflict(r, h))
+			return false;
+	for (const struct sbc_range *w = rs->wait_head; w && w != before; w = w->next)
+		if (sbc_range_conflict(r, w))
+			return false;
+	return true;
+}
+
+/* Caller holds rs->lock. */
+static void sbc_range_hold(struct sbc_ranges *rs, struct sbc_range *r)
+{
+	r->state = SBC_RANGE_HELD;
+	r->prev = NULL;
+	r->next = rs->held;
+	if (rs->held)
+		rs->held->prev = r;
+	rs->held = r;
+}
+
+/* Caller holds rs->lock. */
+static void sbc_range_unhold(struct sbc_ranges *rs, struct sbc_range *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		rs->held = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+}
+
+/* Caller holds rs->lock. */
+static void sbc_range_enqueue(struct sbc_ranges *rs, struct sbc_range *r)
+{
+	r->state = SBC_RANGE_WAITING;
+	r->next = NULL;
+	r->prev = rs->wait_tail;
+	if (rs->wait_tail)
+		rs->wait_tail->next = r;
+	else
+		rs->wait_head = r;
+	rs->wait_tail = r;
+}
+
+/* Caller holds rs->lock. */
+static void sbc_range_dequeue(struct sbc_ranges *rs, struct sbc_range *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		rs->wait_head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		rs->wait_tail = r->prev;
+	r->next = r->prev = NULL;
+}
+
+/*
+ * Moves every waiter that can go now into the holders, oldest first, and
+ * returns them as a list linked through grant_next. Caller holds rs->lock.
+ */
+static struct sbc_range *sbc_range_collect(struct sbc_ranges *rs)
+{
+	struct sbc_range *head = NULL, **tail = &head, *w = rs->wait_head;
+
+	while (w) {
+		struct sbc_range *next = w->next;
+
+		if (sbc_range_grantable(rs, w, w)) {
+			sbc_range_dequeue(rs, w);
+			sbc_range_hold(rs, w);
+			w->grant_next = NULL;
+			*tail = w;
+			tail = &w->grant_next;
+		}
+		w = next;
+	}
+	return head;
+}
+
+/* Resumes granted waiters, outside the lock, without nesting. */
+static void sbc_range_run_grants(struct sbc_range *list)
+{
+	while (list) {
+		struct sbc_range *next = list->grant_next;
+
+		list->grant_next = NULL;
+		if (sbc_grant_tail)
+			sbc_grant_tail->grant_next = list;
+		else
+			sbc_grant_head = list;
+		sbc_grant_tail = list;
+		list = next;
+	}
+	if (sbc_granting)
+		return;
+	sbc_granting = true;
+	while (sbc_grant_head) {
+		struct sbc_range *r = sbc_grant_head;
+
+		sbc_grant_head = r->grant_next;
+		if (!sbc_grant_head)
+			sbc_grant_tail = NULL;
+		r->grant_next = NULL;
+		/* r may be reused once its owner runs: nothing touches it after */
+		r->granted(r);
+	}
+	sbc_granting = false;
+}
+
+/* Grants what the caller's release made possible. */
+static void sbc_range_wake(struct sbc_ranges *rs)
+{
+	struct sbc_range *granted;
+
+	pthread_mutex_lock(&rs->lock);
+	granted = sbc_range_collect(rs);
+	pthread_mutex_unlock(&rs->lock);
+	sbc_range_run_grants(granted);
+}
+
+/* A lock-free shared holder leaves; the last one lets exclusive waiters in. */
+static void sbc_range_fast_put(struct sbc_ranges *rs)
+{
+	if (atomic_fetch_sub(&rs->fast, 1) == 1 && atomic_load(&rs->exclusive) != 0)
+		sbc_range_wake(rs);
+}
+
+bool sbc_range_acquire(struct spt_bdev *bdev, struct sbc_range *r, uint64_t lba, uint64_t count,
+		       bool exclusive, void (*granted)(struct sbc_range *r))
+{
+	struct sbc_ranges *rs = spc_ranges(bdev);
+	bool held;
+
+	r->lba = lba;
+	r->count = count ? count : 1;
+	r->exclusive = exclusive;
+	r->granted = granted;
+	r->next = r->prev = r->grant_next = NULL;
+	if (!rs) {
+		r->state = SBC_RANGE_UNLOCKED;
+		return true;
+	}
+	if (!exclusive) {
+		/*
+		 * The common case: no COMPARE AND WRITE anywhere on the LU. The
+		 * counter goes up before `exclusive` is read and an exclusive
+		 * request does the opposite (both sequentially consistent), so
+		 * at least one of the two sees the other.
+		 */
+		atomic_fetch_add(&rs->fast, 1);
+		if (atomic_load(&rs->exclusive) == 0) {
+			r->state = SBC_RANGE_FAST;
+			return true;
+		}
+		sbc_range_fast_put(rs);
+	}
+	pthread_mutex_lock(&rs->lock);
+	if (exclusive)
+		atomic_fetch_add(&rs->exclusive, 1);
+	held = sbc_range_grantable(rs, r, NULL);
+	if (held)
+		sbc_range_hold(rs, r);
+	else
+		sbc_range_enqueue(rs, r);
+	pthread_mutex_unlock(&rs->lock);
+	return held;
+}
+
+void sbc_range_release(struct spt_bdev *bdev, struct sbc_range *r)
+{
+	struct sbc_ranges *rs = spc_ranges(bdev);
+	struct sbc_range *granted;
+
+	switch (r->state) {
+	case SBC_RANGE_FAST:
+		r->state = SBC_RANGE_IDLE;
+		sbc_range_fast_put(rs);
+		return;
+	case SBC_RANGE_HELD:
+	case SBC_RANGE_WAITING:
+		break;
+	default:
+		/* idle, or held without state: nothing to give back */
+		r->state = SBC_RANGE_IDLE;
+		return;
+	}
+	pthread_mutex_lock(&rs->lock);
+	/* a waiter that gives up leaves the queue (and may unblock those
+	 * queued behind it) */
+	if (r->state == SBC_RANGE_HELD)
+		sbc_range_unhold(rs, r);
+	else
+		sbc_range_dequeue(rs, r);
+	r->state = SBC_RANGE_IDLE;
+	if (r->exclusive)
+		atomic_fetch_sub(&rs->exclusive, 1);
+	granted = sbc_range_collect(rs);
+	pthread_mutex_unlock(&rs->lock);
+	sbc_range_run_grants(granted);
+}
+
+/* ------------------------------------------------------------------ */
 /* Completion and the operation loop                                    */
 /* ------------------------------------------------------------------ */
 
@@ -321,6 +624,9 @@ static void sbc_finish(struct sbc_task *t)
 		t->aux = NULL;
 		t->aux_len = 0;
 	}
+	/* SBC-3 5.2: the range of a COMPARE AND WRITE is free again only once its
+	 * write (or its miscompare) is final; waiters may run from here */
+	sbc_range_release(t->bdev, &t->range);
 	/* the engine may reuse cmd (and t) from here on */
 	spt_cmd_complete(cmd);
 }
@@ -499,6 +805,21 @@ static bool sbc_next_io(struct sbc_task *t)
 		case SBC_PH_FLUSH:
 			sbc_prepare_io(t, SPT_BDEV_FLUSH, 0, 0, NULL, 0);
 			return true;
+
+		case SBC_PH_CAW_READ:
+			if (!sbc_alloc_aux(t, t->nblocks * bs)) {
+				t->phase = SBC_PH_DONE;
+				continue;
+			}
+			sbc_prepare_io(t, SPT_BDEV_READ, sbc_byte_offset(t, t->lba), t->nblocks * bs,
+				       t->aux, 0);
+			return true;
+
+		case SBC_PH_CAW_WRITE:
+			/* SBC-3 5.2: the second half of the data-out is the write data */
+			sbc_prepare_io(t, SPT_BDEV_WRITE, sbc_byte_offset(t, t->lba), t->nblocks * bs,
+				       cmd->buf + t->nblocks * bs, t->fua ? SPT_BDEV_FUA : 0);
+			return true;
 		}
 		t->phase = SBC_PH_DONE;
 	}
@@ -546,11 +867,36 @@ static void sbc_compare_chunk(struct sbc_task *t, uint64_t len)
 	t->pos += len;
 }
 
+/*
+ * SBC-3 5.2 COMPARE AND WRITE: the blocks just read (aux) against the verify
+ * half of the data-out. Equal: the write half goes next. Otherwise
+ * MISCOMPARE with the offset, from the start of the data-out, of the first
+ * byte that differs, and nothing is written.
+ */
+static void sbc_caw_compare(struct sbc_task *t)
+{
+	const uint8_t *verify = t->cmd->buf;
+	uint64_t len = t->nblocks * t->bdev->block_size;
+	uint64_t i = 0;
+
+	if (memcmp(t->aux, verify, len) == 0) {
+		t->phase = SBC_PH_CAW_WRITE;
+		return;
+	}
+	while (t->aux[i] == verify[i])
+		i++;
+	sbc_miscompare(t, i);
+}
+
 /* Processes the completion of the operation in t->io and advances the phase. */
 static void sbc_io_result(struct sbc_task *t, int result)
 {
 	struct spt_bdev_io *io = &t->io;
 
+	/* a write's shared range ends with its operation; an exclusive one
+	 * stays until sbc_finish() */
+	if (!t->excl)
+		sbc_range_release(t->bdev, &t->range);
 	if (result < 0) {
 		sbc_io_error(t, result, io->op == SPT_BDEV_READ);
 		t->phase = SBC_PH_DONE;
@@ -592,10 +938,41 @@ static void sbc_io_result(struct sbc_task *t, int result)
 		}
 		t->phase = SBC_PH_DONE;
 		break;
+	case SBC_PH_CAW_READ:
+		sbc_caw_compare(t);
+		break;
+	case SBC_PH_CAW_WRITE:
+		t->phase = SBC_PH_DONE;
+		break;
 	default:
 		t->phase = SBC_PH_DONE;
 		break;
 	}
+}
+
+static void sbc_range_granted(struct sbc_range *r);
+
+/*
+ * Takes the LBA range the prepared operation needs. Returns false when the
+ * command has to wait: sbc_range_granted() drives it again once it holds
+ * the range (sbc_next_io() prepares the same operation again then).
+ */
+static bool sbc_io_range(struct sbc_task *t)
+{
+	const struct spt_bdev_io *io = &t->io;
+	uint32_t bs = t->bdev->block_size;
+
+	if (!sbc_range_idle(&t->range))
+		return true;	/* held since an earlier operation of this command */
+	/* SBC-3 5.2: no other command may change the blocks of a COMPARE AND
+	 * WRITE between its read and its write */
+	if (t->excl)
+		return sbc_range_acquire(t->bdev, &t->range, t->lba, t->nblocks, true,
+					 sbc_range_granted);
+	if (io->op == SPT_BDEV_WRITE || io->op == SPT_BDEV_UNMAP || io->op == SPT_BDEV_WRITE_ZEROES)
+		return sbc_range_acquire(t->bdev, &t->range, io->offset / bs,
+					 (io->length + bs - 1) / bs, false, sbc_range_granted);
+	return true;
 }
 
 /*
@@ -610,6 +987,8 @@ static void sbc_drive(struct sbc_task *t)
 			sbc_finish(t);
 			return;
 		}
+		if (!sbc_io_range(t))
+			return;	/* waits behind a conflicting range */
 		t->in_submit = true;
 		t->inline_done = false;
 		t->bdev->ops->submit(t->bdev, &t->io);
@@ -630,6 +1009,14 @@ static void sbc_io_done(struct spt_bdev_io *io, int result)
 		return;
 	}
 	sbc_io_result(t, result);
+	sbc_drive(t);
+}
+
+/* The range a command waited for is its own now: carry on with its I/O. */
+static void sbc_range_granted(struct sbc_range *r)
+{
+	struct sbc_task *t = (struct sbc_task *)(void *)((uint8_t *)r - offsetof(struct sbc_task, range));
+
 	sbc_drive(t);
 }
 
@@ -804,6 +1191,9 @@ static bool sbc_setup_write(struct sbc_task *t, const struct sbc_cdb_desc *d)
 	t->fua = (d->len > 6 && (cdb[1] & 0x08)) || !spc_write_cache_enabled(bdev) ||
 		 t->kind == SBC_WRITE_VERIFY;
 	t->phase = t->kind == SBC_ORWRITE ? SBC_PH_OR_READ : SBC_PH_STREAM;
+	/* SBC-3 ORWRITE reads and writes back the range: like COMPARE AND
+	 * WRITE, no other write may slip in between */
+	t->excl = t->kind == SBC_ORWRITE;
 	return true;
 }
 
@@ -944,6 +1334,63 @@ static bool sbc_setup_write_same(struct sbc_task *t, const struct sbc_cdb_desc *
 	t->fua = !spc_write_cache_enabled(bdev);
 	t->flush_after = t->fua;
 	t->phase = SBC_PH_WS_RANGE;	/* refined on the final request */
+	return true;
+}
+
+/*
+ * SBC-3 5.2 COMPARE AND WRITE: n blocks are read and compared with the first
+ * half of 2 x n blocks of data-out; if equal, the second half is written.
+ */
+static bool sbc_setup_compare_and_write(struct sbc_task *t, const struct sbc_cdb_desc *d)
+{
+	struct spt_bdev *bdev = t->bdev;
+	struct spt_cmd *cmd = t->cmd;
+	uint32_t bs = bdev->block_size;
+	uint32_t max = sbc_caw_max_blocks(bdev);
+	uint64_t bytes = 2 * t->nblocks * bs;
+
+	t->transfer_length = sbc_clamp32(bytes);
+	/* SBC-3 5.2: NUMBER OF LOGICAL BLOCKS above MAXIMUM COMPARE AND WRITE
+	 * LENGTH (Block Limits VPD page) is INVALID FIELD IN CDB */
+	if (t->nblocks > max) {
+		spc_invalid_field_in_cdb(bdev, cmd, d->count_off, -1);
+		return false;
+	}
+	/* Data-out for more blocks than that is a count above the limit that the
+	 * one-byte field could not carry (libiscsi CompareAndWrite.Simple sends
+	 * 256 blocks, which the field wraps to 0): the same error */
+	if (cmd->req.expected_length / (2ull * bs) > max) {
+		spc_invalid_field_in_cdb(bdev, cmd, d->count_off, -1);
+		return false;
+	}
+	if (!sbc_check_range(bdev, cmd, t->lba, t->nblocks) ||
+	    /* SBC-3 write protection: no medium writes on a write-protected LU */
+	    spc_write_protected(bdev, cmd))
+		return false;
+	if (t->nblocks == 0) {
+		/* SBC-3 5.2: NUMBER OF LOGICAL BLOCKS 0 is not an error; nothing is
+		 * read, compared or written (data-out, if any, is a residual) */
+		t->phase = SBC_PH_DONE;
+		return true;
+	}
+	if (cmd->req.expected_length != bytes) {
+		/* SBC-3 5.2: the data-out is exactly 2 x n blocks; with more or less
+		 * the halves cannot be told apart (libiscsi
+		 * CompareAndWrite.InvalidDataOutSize) */
+		spc_check_condition(bdev, cmd, SPT_KEY_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CMD_IU,
+				    ASCQ_INVALID_FIELD_IN_CMD_IU);
+		return false;
+	}
+	if (bytes > cmd->buf_len) {
+		/* the engine cannot hold the transfer: as if above the maximum */
+		spc_invalid_field_in_cdb(bdev, cmd, d->count_off, -1);
+		return false;
+	}
+	t->data_end = (uint32_t)bytes;
+	/* SBC-3 5.2: FUA=1 makes the write durable before status; so does WCE=0 */
+	t->fua = (cmd->req.cdb[1] & 0x08) || !spc_write_cache_enabled(bdev);
+	t->excl = true;
+	t->phase = SBC_PH_CAW_READ;	/* on the final request, all data in */
 	return true;
 }
 
@@ -1154,6 +1601,8 @@ static bool sbc_setup(struct sbc_task *t, const struct sbc_cdb_desc *d)
 		return sbc_setup_write_same(t, d);
 	case SBC_UNMAP:
 		return sbc_setup_unmap(t, d);
+	case SBC_COMPARE_AND_WRITE:
+		return sbc_setup_compare_and_write(t, d);
 	case SBC_READ_CAPACITY10:
 	case SBC_SERVICE_ACTION_IN:
 		t->phase = SBC_PH_DONE;
@@ -1279,6 +1728,7 @@ static void sbc_final(struct sbc_task *t)
 		break;
 	case SBC_ORWRITE:
 	case SBC_VERIFY:
+	case SBC_COMPARE_AND_WRITE:
 		if (t->phase != SBC_PH_DONE)
 			sbc_have_data(t);
 		break;
@@ -1310,6 +1760,12 @@ void spt_bdev_execute(struct spt_bdev *bdev, struct spt_cmd *cmd)
 			spt_cmd_complete(cmd);
 			return;
 		}
+		/* SPC-4 5.13.1, SBC-3 4.17: a reservation this I_T nexus may not
+		 * pass ends the command with RESERVATION CONFLICT (pr.c) */
+		if (pr_conflict(bdev, cmd)) {
+			spt_cmd_complete(cmd);
+			return;
+		}
 	}
 	d = sbc_lookup(opcode);
 	if (d == NULL && cmd->req.is_final && spc_stop_needs_flush(bdev, cmd)) {
@@ -1323,11 +1779,14 @@ void spt_bdev_execute(struct spt_bdev *bdev, struct spt_cmd *cmd)
 		sbc_drive(t);
 		return;
 	}
+	if (d == NULL && xcopy_opcode(opcode)) {
+		/* SPC-4 6.4 EXTENDED COPY / 6.18 RECEIVE COPY RESULTS: third-party
+		 * copy, asynchronous like the block commands */
+		xcopy_execute(bdev, cmd);
+		return;
+	}
 	if (d == NULL) {
-		if (opcode == SBC_OP_COMPARE_AND_WRITE) {
-			/* not implemented yet: REPORT SUPPORTED OPCODES must not list it */
-			sbc_invalid_opcode(bdev, cmd);
-		} else if (!cmd->req.is_final) {
+		if (!cmd->req.is_final) {
 			/* SPC data-out commands (MODE SELECT ...) act on all their data */
 		} else if (!spc_execute(bdev, cmd)) {
 			/* SPC-4 INVALID COMMAND OPERATION CODE: neither an SBC nor an SPC command we know */

@@ -11,6 +11,7 @@
  * MODE SELECT, atomics for the flags every command reads.
  */
 #include "scsi/spc.h"
+#include "scsi/pr.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -37,6 +38,12 @@ enum {
 	OP_PREVENT_ALLOW = 0x1e,
 	OP_MODE_SELECT_10 = 0x55,
 	OP_MODE_SENSE_10 = 0x5a,
+	OP_RESERVE_6 = 0x16,		/* SPC-2 7.21; pr.c */
+	OP_RELEASE_6 = 0x17,		/* SPC-2 7.19 */
+	OP_RESERVE_10 = 0x56,		/* SPC-2 7.22 */
+	OP_RELEASE_10 = 0x57,		/* SPC-2 7.20 */
+	OP_PERSISTENT_RESERVE_IN = 0x5e,	/* SPC-4 6.15 */
+	OP_PERSISTENT_RESERVE_OUT = 0x5f,	/* SPC-4 6.16 */
 	OP_REPORT_LUNS = 0xa0,
 	OP_MAINTENANCE_IN = 0xa3,
 };
@@ -125,6 +132,9 @@ struct spt_bdev_state {
 	atomic_bool swp;
 	atomic_bool stopped;		/* START STOP UNIT START=0 */
 	bool wce_default;
+	struct sbc_ranges *ranges;	/* COMPARE AND WRITE range locks (sbc.c) */
+	struct xcopy_lu *xcopy;		/* EXTENDED COPY registry entry (xcopy.c) */
+	struct pr_state *pr;		/* reservations and registrations (pr.c) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -290,6 +300,20 @@ void spc_unit_attention_all(struct spt_bdev *bdev, uint64_t except, uint8_t asc,
 	pthread_mutex_unlock(&st->lock);
 }
 
+void spc_unit_attention_nexus(struct spt_bdev *bdev, uint64_t handle, uint8_t asc, uint8_t ascq)
+{
+	struct spt_bdev_state *st = bdev->state;
+	struct spc_nexus *n;
+
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->lock);
+	n = spc_nexus_find(st, handle);
+	if (n)
+		spc_ua_queue(st, n, asc, ascq);
+	pthread_mutex_unlock(&st->lock);
+}
+
 /* Takes the nexus' oldest unit attention, if any. */
 static bool spc_take_unit_attention(struct spt_bdev *bdev, uint64_t handle, struct spc_ua *ua)
 {
@@ -353,6 +377,13 @@ int spt_bdev_init(struct spt_bdev *bdev)
 		ret = -ENOMEM;
 		goto out;
 	}
+	st->ranges = sbc_ranges_new();
+	if (!st->ranges) {
+		pthread_mutex_destroy(&st->lock);
+		free(st);
+		ret = -ENOMEM;
+		goto out;
+	}
 	atomic_init(&st->ua_pending, 0);
 	atomic_init(&st->wce, bdev->write_cache);
 	atomic_init(&st->d_sense, false);
@@ -360,8 +391,40 @@ int spt_bdev_init(struct spt_bdev *bdev)
 	atomic_init(&st->stopped, false);
 	st->wce_default = bdev->write_cache;
 	bdev->state = st;
+	/* EXTENDED COPY finds LUs by designator: the registry entry needs the
+	 * state in place */
+	st->xcopy = xcopy_lu_register(bdev);
+	if (!st->xcopy) {
+		bdev->state = NULL;
+		sbc_ranges_free(st->ranges);
+		pthread_mutex_destroy(&st->lock);
+		free(st);
+		ret = -ENOMEM;
+	}
+	/* SPC-4 5.13: reservations, and the APTPL state saved for this LU */
+	if (ret == 0) {
+		ret = pr_state_create(bdev, &st->pr);
+		if (ret < 0)
+			spt_bdev_fini(bdev);
+	}
 out:
 	return ret;
+}
+
+struct pr_state *spc_pr_state(const struct spt_bdev *bdev)
+{
+	return bdev->state ? bdev->state->pr : NULL;
+}
+
+/* Spc accessors for the COMPARE AND WRITE and EXTENDED COPY state. */
+struct sbc_ranges *spc_ranges(const struct spt_bdev *bdev)
+{
+	return bdev->state ? bdev->state->ranges : NULL;
+}
+
+struct xcopy_lu *spc_xcopy_lu(const struct spt_bdev *bdev)
+{
+	return bdev->state ? bdev->state->xcopy : NULL;
 }
 
 void spt_bdev_fini(struct spt_bdev *bdev)
@@ -370,6 +433,10 @@ void spt_bdev_fini(struct spt_bdev *bdev)
 
 	if (!st)
 		return;
+	/* out of the registry first: no copy of another LU reaches it after */
+	xcopy_lu_unregister(st->xcopy);
+	sbc_ranges_free(st->ranges);
+	pr_state_destroy(st->pr);
 	pthread_mutex_destroy(&st->lock);
 	free(st->nexus);
 	free(st);
@@ -395,6 +462,8 @@ void spt_bdev_session_start(struct spt_bdev *bdev, const struct spt_session_star
 			spc_ua_queue(st, n, ASC_RESET_OCCURRED, ASCQ_IT_NEXUS_LOSS);
 	}
 	pthread_mutex_unlock(&st->lock);
+	/* outside st->lock: pr.c takes its lock first, then ours */
+	pr_session_start(bdev, ss);
 }
 
 void spt_bdev_session_end(struct spt_bdev *bdev, const struct spt_session_end *se)
@@ -414,6 +483,9 @@ void spt_bdev_session_end(struct spt_bdev *bdev, const struct spt_session_end *s
 		st->nexus_count--;
 	}
 	pthread_mutex_unlock(&st->lock);
+	xcopy_lu_forget(st->xcopy, se->itnexus_handle, false);
+	/* SPC-2 5.5.1: its RESERVE ends; registrations stay (SPC-4 5.13.1) */
+	pr_session_end(bdev, se->itnexus_handle);
 }
 
 /*
@@ -437,6 +509,9 @@ static void spc_lu_reset(struct spt_bdev *bdev, uint8_t ascq)
 		spc_ua_queue(st, &st->nexus[i], ASC_RESET_OCCURRED, ascq);
 	}
 	pthread_mutex_unlock(&st->lock);
+	xcopy_lu_forget(st->xcopy, 0, true);
+	/* SPC-2 5.5.1: resets release RESERVE; persistent reservations stay */
+	pr_reset(bdev);
 }
 
 void spt_bdev_tmf(struct spt_bdev *bdev, struct spt_tmf *tmf)
@@ -989,6 +1064,20 @@ bool spc_execute(struct spt_bdev *bdev, struct spt_cmd *cmd)
 		break;
 	case OP_MODE_SENSE_10:
 		spc_mode_sense(bdev, cmd, true);
+		break;
+	case OP_RESERVE_6:
+	case OP_RESERVE_10:
+		pr_reserve(bdev, cmd);
+		break;
+	case OP_RELEASE_6:
+	case OP_RELEASE_10:
+		pr_release(bdev, cmd);
+		break;
+	case OP_PERSISTENT_RESERVE_IN:
+		pr_persistent_reserve_in(bdev, cmd);
+		break;
+	case OP_PERSISTENT_RESERVE_OUT:
+		pr_persistent_reserve_out(bdev, cmd);
 		break;
 	case OP_MAINTENANCE_IN:
 		/* SPC-4 6.35: the only MAINTENANCE IN service action here. */

@@ -22,6 +22,10 @@ bool spc_report_unit_attention(struct spt_bdev *bdev, struct spt_cmd *cmd);
 
 /* Queues a unit attention for every I_T nexus except `except` (0 = all). */
 void spc_unit_attention_all(struct spt_bdev *bdev, uint64_t except, uint8_t asc, uint8_t ascq);
+/* Queues a unit attention for one I_T nexus (ITNexusHandle), if known. */
+void spc_unit_attention_nexus(struct spt_bdev *bdev, uint64_t handle, uint8_t asc, uint8_t ascq);
+/* The LU's reservation state (pr.c), NULL before spt_bdev_init(). */
+struct pr_state *spc_pr_state(const struct spt_bdev *bdev);
 
 /*
  * Executes an SPC command synchronously (INQUIRY, MODE SENSE/SELECT(6/10),
@@ -92,5 +96,77 @@ void spc_invalid_field_in_param(struct spt_bdev *bdev, struct spt_cmd *cmd, uint
  * OPERATION CODES (spc_rsoc.c), called from spc_execute(). */
 void spc_inquiry(struct spt_bdev *bdev, struct spt_cmd *cmd);
 void spc_report_supported_opcodes(struct spt_bdev *bdev, struct spt_cmd *cmd);
+
+/* ------------------------------------------------------------------ */
+/* COMPARE AND WRITE (sbc.c) and EXTENDED COPY (xcopy.c)                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * SBC-3 5.2 COMPARE AND WRITE: the MAXIMUM COMPARE AND WRITE LENGTH of the
+ * Block Limits VPD page, in blocks (its field is one byte). A LU whose
+ * engine buffer cannot hold the 2 x n blocks of data-out advertises less:
+ * sbc_caw_max_blocks() is what both the VPD page and the check use.
+ */
+#define SBC_CAW_MAX_BLOCKS 255u
+
+static inline uint32_t sbc_caw_max_blocks(const struct spt_bdev *bdev)
+{
+	uint32_t by_buffer = bdev->max_transfer_bytes / 2 / bdev->block_size;
+
+	if (bdev->max_transfer_bytes == 0 || by_buffer > SBC_CAW_MAX_BLOCKS)
+		return SBC_CAW_MAX_BLOCKS;
+	return by_buffer;
+}
+
+/*
+ * LBA range locks of one bdev (sbc.c). A COMPARE AND WRITE holds its range
+ * exclusively from before its read until its write completed; every write
+ * to the medium (WRITE family, WRITE SAME, UNMAP, the destination writes of
+ * EXTENDED COPY) holds its range shared while the backing-store operation
+ * is in flight. Shared holders take a lock-free path (two atomic counters)
+ * as long as no exclusive holder or waiter exists; a conflicting request
+ * waits in a FIFO and is resumed, in order, by the release that frees it.
+ */
+struct sbc_range {
+	uint64_t lba;
+	uint64_t count;
+	bool exclusive;
+	uint8_t state;				/* enum sbc_range_state (sbc.c) */
+	struct sbc_range *next, *prev;		/* holders list or wait queue */
+	struct sbc_range *grant_next;		/* the granting thread's resume queue */
+	/* a waiter that now holds its range; called outside any lock, on the
+	 * thread of the release that freed it */
+	void (*granted)(struct sbc_range *r);
+};
+
+/* A range neither held nor waited for (state 0, as memset leaves it). */
+static inline bool sbc_range_idle(const struct sbc_range *r)
+{
+	return r->state == 0;
+}
+
+struct sbc_ranges;
+struct sbc_ranges *sbc_ranges_new(void);
+void sbc_ranges_free(struct sbc_ranges *rs);
+/* Per-LU range lock state, NULL before spt_bdev_init() (no locking then). */
+struct sbc_ranges *spc_ranges(const struct spt_bdev *bdev);
+
+/* Takes [lba, lba + count) of bdev. true: held now. false: queued, and
+ * r->granted(r) runs once it is held. */
+bool sbc_range_acquire(struct spt_bdev *bdev, struct sbc_range *r, uint64_t lba, uint64_t count,
+		       bool exclusive, void (*granted)(struct sbc_range *r));
+/* Gives back a range that is held (or stops waiting for it); resumes the
+ * waiters it was blocking. An idle range is left alone. */
+void sbc_range_release(struct spt_bdev *bdev, struct sbc_range *r);
+
+/* EXTENDED COPY / RECEIVE COPY RESULTS per-LU state and the registry of the
+ * process's bdevs (xcopy.c), kept by spt_bdev_init()/spt_bdev_fini(). */
+struct xcopy_lu;
+struct xcopy_lu *xcopy_lu_register(struct spt_bdev *bdev);
+void xcopy_lu_unregister(struct xcopy_lu *lu);
+struct xcopy_lu *spc_xcopy_lu(const struct spt_bdev *bdev);
+/* SPC-4: copy results held for an I_T nexus go with it (I_T nexus loss,
+ * and the logical unit reset that discards every nexus's state). */
+void xcopy_lu_forget(struct xcopy_lu *lu, uint64_t itnexus_handle, bool all);
 
 #endif

@@ -1,12 +1,14 @@
 /*
  * INQUIRY (SPC-4 6.6): standard data and the vital product data pages a
  * block LU reports: Supported VPD Pages, Unit Serial Number, Device
- * Identification (SPC-4 7.8), Block Limits, Block Device Characteristics
- * and Logical Block Provisioning (SBC-3 6.5).
+ * Identification, Third-party Copy (SPC-4 7.8), Block Limits, Block Device
+ * Characteristics and Logical Block Provisioning (SBC-3 6.5).
  */
 #include "scsi/spc.h"
 
 #include <string.h>
+
+#include "scsi/xcopy.h"
 
 #define INQ_STD_LEN 96			/* through the reserved bytes 74..95 */
 #define INQ_VPD_HEADER 4
@@ -20,6 +22,7 @@
 #define INQ_HISUP 0x10
 #define INQ_RESPONSE_FORMAT 0x02
 #define INQ_CMDQUE 0x02
+#define INQ_3PC 0x08			/* byte 5: third-party copy (EXTENDED COPY) */
 #define INQ_VERSION_DESC_OFF 58
 
 /* SPC-4 Table 146 version descriptors. */
@@ -33,12 +36,13 @@ enum {
 	VPD_SUPPORTED = 0x00,
 	VPD_SERIAL = 0x80,
 	VPD_DEVICE_ID = 0x83,
+	VPD_THIRD_PARTY_COPY = 0x8f,
 	VPD_BLOCK_LIMITS = 0xb0,
 	VPD_BLOCK_CHARACTERISTICS = 0xb1,
 	VPD_LB_PROVISIONING = 0xb2,
 };
 static const uint8_t inq_vpd_pages[] = {
-	VPD_SUPPORTED, VPD_SERIAL, VPD_DEVICE_ID,
+	VPD_SUPPORTED, VPD_SERIAL, VPD_DEVICE_ID, VPD_THIRD_PARTY_COPY,
 	VPD_BLOCK_LIMITS, VPD_BLOCK_CHARACTERISTICS, VPD_LB_PROVISIONING,
 };
 
@@ -100,7 +104,9 @@ static void inq_standard(struct spt_bdev *bdev, struct spt_cmd *cmd, uint32_t al
 	d[2] = INQ_VERSION_SPC4;
 	d[3] = INQ_HISUP | INQ_RESPONSE_FORMAT;
 	d[4] = INQ_STD_LEN - 5;
-	d[5] = 0x00;			/* no TPGS, 3PC, PROTECT */
+	/* SPC-4 6.6.2: 3PC, the LU has a copy manager (EXTENDED COPY, xcopy.c);
+	 * no TPGS, no PROTECT */
+	d[5] = INQ_3PC;
 	d[7] = INQ_CMDQUE;
 	inq_ascii(&d[8], bdev->vendor, SPT_VENDOR_LEN);
 	inq_ascii(&d[16], bdev->product, SPT_PRODUCT_LEN);
@@ -171,7 +177,8 @@ static uint32_t inq_block_limits(const struct spt_bdev *bdev, uint8_t *p)
 	if (max_xfer && optimal > max_xfer)
 		optimal = max_xfer;
 	p[4] = SPC_WRITE_SAME_NO_ZERO ? B0_WSNZ : 0;
-	p[5] = 0;			/* COMPARE AND WRITE not supported */
+	/* SBC-3 6.5.3: MAXIMUM COMPARE AND WRITE LENGTH, what sbc.c accepts */
+	p[5] = (uint8_t)sbc_caw_max_blocks(bdev);
 	spt_put_be16(&p[6], (uint16_t)granularity);
 	spt_put_be32(&p[8], max_xfer);
 	spt_put_be32(&p[12], optimal);
@@ -208,6 +215,10 @@ static void inq_vpd(struct spt_bdev *bdev, struct spt_cmd *cmd, uint8_t page, ui
 	}
 	case VPD_DEVICE_ID:
 		len = inq_device_id(bdev, p);
+		break;
+	case VPD_THIRD_PARTY_COPY:
+		/* SPC-4 7.8.17: the copy manager's commands, descriptors and limits */
+		len = xcopy_vpd_descriptors(bdev, &p[INQ_VPD_HEADER], sizeof(p) - INQ_VPD_HEADER);
 		break;
 	case VPD_BLOCK_LIMITS:
 		len = inq_block_limits(bdev, p);

@@ -587,9 +587,23 @@ static void remote_lun_close(void *ctx)
 {
 	struct remote_lun *l = ctx;
 
-	/* the engine is going away: nothing may be completed to it any more;
-	 * spt_remote_close() disconnects the provider */
 	l->closed = true;
+	/* sptd is stopping: nothing may be completed to the engine any more,
+	 * and spt_remote_close() disconnects the provider */
+	if (ev_loop_stopping(l->r->loop))
+		return;
+	/* the LUN was removed at run time (no session uses it): its provider
+	 * is told by the closed connection, and the name is free again */
+	if (l->conn)
+		remote_conn_kill(l->conn, "its LUN was removed");
+	while (!list_empty(&l->sessions)) {
+		struct remote_session *s = list_first(&l->sessions, struct remote_session, node);
+
+		list_del(&s->node);
+		free(s);
+	}
+	list_del(&l->node);
+	free(l);
 }
 
 static void remote_lun_status(void *ctx, struct spt_lun_status *st)

@@ -588,6 +588,13 @@ static void conf_free_secret(struct conf_str *s)
 	}
 }
 
+void conf_free_chap(struct conf_chap *ch)
+{
+	free(ch->user.value);
+	ch->user.value = NULL;
+	conf_free_secret(&ch->secret);
+}
+
 void conf_free(struct conf *c)
 {
 	free(c->file);
@@ -601,12 +608,9 @@ void conf_free(struct conf *c)
 	for (size_t i = 0; i < c->nknobs; i++)
 		free(c->knobs[i].name);
 	free(c->knobs);
-	struct conf_chap *chaps[] = { &c->chap, &c->mutual_chap, &c->discovery_chap };
-
-	for (size_t i = 0; i < 3; i++) {
-		free(chaps[i]->user.value);
-		conf_free_secret(&chaps[i]->secret);
-	}
+	conf_free_chap(&c->chap);
+	conf_free_chap(&c->mutual_chap);
+	conf_free_chap(&c->discovery_chap);
 	for (size_t i = 0; i < c->ntargets; i++) {
 		struct conf_target *t = &c->targets[i];
 

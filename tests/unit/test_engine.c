@@ -3026,6 +3026,412 @@ static void test_dsl_checked_before_ahs(void **state)
 	ini_expect_closed(f, ini);
 }
 
+/* ------------------------------------------------------------------ */
+/* Named limits (README "Limits"): what a hostile or broken peer meets  */
+/* ------------------------------------------------------------------ */
+
+/* A connection the test only opens and watches: the engine takes one end,
+ * the test keeps the other (non-blocking). */
+static int lim_raw_connect(struct fx *f)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	iscsi_conn_accept(f->srv, sv[0]);
+	return sv[1];
+}
+
+/* Whether the engine closed its end within a few loop passes. */
+static bool lim_raw_closed(struct fx *f, int fd)
+{
+	char b[64];
+
+	for (int i = 0; i < FX_QUIET_SPINS; i++) {
+		if (read(fd, b, sizeof(b)) == 0)
+			return true;
+		fx_spin(f);
+	}
+	return read(fd, b, sizeof(b)) == 0;
+}
+
+/* A Login Request whose data segment is given in wire form. */
+static void lim_login_raw(struct fx *f, struct ini *ini, uint8_t flags, const char *data, uint32_t len)
+{
+	struct iscsi_login_req h;
+
+	memset(&h, 0, sizeof(h));
+	h.opcode = ISCSI_OP_LOGIN_REQ | ISCSI_FLAG_IMMEDIATE;
+	h.flags = flags;
+	memcpy(h.isid, ini->isid, 6);
+	h.tsih = pdu_put16(ini->tsih);
+	h.itt = pdu_put32(ini->login_itt);
+	h.cid = pdu_put16(ini->cid);
+	h.cmdsn = pdu_put32(ini->cmdsn);
+	h.exp_statsn = pdu_put32(ini->statsn);
+	ini_send(f, ini, &h, data, len);
+}
+
+/* --max-sessions-per-target: one target's sessions are counted apart from
+ * another's; past it the login fails with 0302 (RFC 7143 11.13.5). */
+static void test_limit_sessions_per_target(void **state)
+{
+	struct fx *f = *state;
+	struct rx rx;
+
+	assert_non_null(iscsi_server_add_target(f->srv, FX_TARGET2));
+	f->srv->cfg.max_sessions_per_target = 1;
+	struct ini *a = fx_session(f, 0, NULL);
+	struct ini *b = fx_connect(f, 1);
+
+	ini_login_req(f, b, LOGIN_FLAGS(1, 0, 3), "InitiatorName=" FX_INITIATOR "\nTargetName=" FX_TARGET
+		      "\nSessionType=Normal\nAuthMethod=None\n");
+	login_expect_failure_started(f, b, ISCSI_LOGIN_OUT_OF_RESOURCES);
+	b = fx_connect(f, 1);
+	ini_login_req(f, b, LOGIN_FLAGS(1, 0, 3), "InitiatorName=" FX_INITIATOR "\nTargetName=" FX_TARGET2
+		      "\nSessionType=Normal\nAuthMethod=None\n");
+	rx_expect(f, b, ISCSI_OP_LOGIN_RSP, &rx);
+	assert_int_equal(login_status(&rx), 0);
+	assert_int_equal(rx.login.flags & ISCSI_LOGIN_TRANSIT, ISCSI_LOGIN_TRANSIT);
+	assert_int_equal(iscsi_session_count(f->srv, NULL), 2);
+	assert_int_equal(iscsi_session_count(f->srv, f->tgt), 1);
+	expect_status(f, a, tur(f, a), SPT_STATUS_GOOD);
+}
+
+/* --max-half-open: a connection beyond it is closed at accept; those
+ * already there, and logged-in sessions, are untouched. */
+static void test_limit_half_open(void **state)
+{
+	struct fx *f = *state;
+
+	f->srv->cfg.max_half_open = 2;
+	struct ini *a = fx_connect(f, 0);
+	int r1 = lim_raw_connect(f);
+	int r2 = lim_raw_connect(f);
+
+	assert_true(lim_raw_closed(f, r2));
+	assert_false(lim_raw_closed(f, r1));
+	assert_int_equal(f->srv->refused_half_open, 1);
+	assert_int_equal(f->srv->refused_per_address, 0);
+	/* once logged in, a no longer counts: room for one more */
+	ini_login(f, a, NULL);
+	int r3 = lim_raw_connect(f);
+
+	assert_false(lim_raw_closed(f, r3));
+	assert_int_equal(f->srv->refused_half_open, 1);
+	expect_status(f, a, tur(f, a), SPT_STATUS_GOOD);
+	close(r1);
+	close(r2);
+	close(r3);
+}
+
+/* --max-connections-per-address counts sessions and logins alike (the
+ * test's socketpairs are all one address). */
+static void test_limit_per_address(void **state)
+{
+	struct fx *f = *state;
+
+	f->srv->cfg.max_conns_per_address = 2;
+	struct ini *a = fx_session(f, 0, NULL);
+	int r1 = lim_raw_connect(f);
+	int r2 = lim_raw_connect(f);
+
+	assert_true(lim_raw_closed(f, r2));
+	assert_false(lim_raw_closed(f, r1));
+	assert_int_equal(f->srv->refused_per_address, 1);
+	expect_status(f, a, tur(f, a), SPT_STATUS_GOOD);
+	/* a connection gone frees its place */
+	close(r1);
+	fx_spins(f, 2);
+	int r3 = lim_raw_connect(f);
+
+	assert_false(lim_raw_closed(f, r3));
+	assert_int_equal(f->srv->refused_per_address, 1);
+	close(r2);
+	close(r3);
+}
+
+/* --max-login-keys and --max-login-text: beyond them the login fails with
+ * 0302, out of resources (RFC 7143 11.13.5): a limit of ours, not an error
+ * of the initiator (RFC 7143 6.1 sets no bound). */
+static void test_limit_login_keys_and_text(void **state)
+{
+	struct fx *f = *state;
+	struct rx rx;
+	char text[FX_TEXT_MAX];
+	size_t len;
+
+	f->srv->cfg.max_login_keys = 32;
+	/* 4 keys of ours and 28 private ones: exactly the limit */
+	struct ini *ini = fx_connect(f, 0);
+
+	len = (size_t)snprintf(text, sizeof(text), "InitiatorName=%s\nTargetName=%s\nSessionType=Normal\n"
+			       "AuthMethod=None\n", FX_INITIATOR, FX_TARGET);
+	for (int i = 0; i < 28; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "X-org.example.k%02d=v\n", i);
+	ini_login_req(f, ini, LOGIN_FLAGS(1, 0, 1), text);
+	rx_expect(f, ini, ISCSI_OP_LOGIN_RSP, &rx);
+	assert_int_equal(login_status(&rx), 0);
+	/* one more is too many */
+	ini = fx_connect(f, 0);
+	snprintf(text + len, sizeof(text) - len, "X-org.example.k28=v\n");
+	ini_login_req(f, ini, LOGIN_FLAGS(1, 0, 1), text);
+	login_expect_failure(f, ini, ISCSI_LOGIN_OUT_OF_RESOURCES);
+
+	/* text: 16384 bytes over C-bit continuations; the PDU that passes them fails */
+	f->srv->cfg.max_login_text = 16384;
+	ini = fx_connect(f, 0);
+	char *big = calloc(1, 6000);
+
+	assert_non_null(big);
+	len = (size_t)snprintf(big, 6000, "InitiatorName=%s", FX_INITIATOR) + 1;
+	memcpy(big + len, "X-org.example.pad=", 18);
+	memset(big + len + 18, 'a', 6000 - len - 18);
+	lim_login_raw(f, ini, ISCSI_FLAG_CONTINUE | LOGIN_FLAGS(0, 0, 1), big, 6000);
+	rx_expect(f, ini, ISCSI_OP_LOGIN_RSP, &rx);
+	assert_int_equal(login_status(&rx), 0);
+	memset(big, 'a', 6000);
+	lim_login_raw(f, ini, ISCSI_FLAG_CONTINUE | LOGIN_FLAGS(0, 0, 1), big, 6000);
+	rx_expect(f, ini, ISCSI_OP_LOGIN_RSP, &rx);
+	assert_int_equal(login_status(&rx), 0);
+	lim_login_raw(f, ini, ISCSI_FLAG_CONTINUE | LOGIN_FLAGS(0, 0, 1), big, 6000);
+	free(big);
+	rx_expect(f, ini, ISCSI_OP_LOGIN_RSP, &rx);
+	assert_int_equal(login_status(&rx), ISCSI_LOGIN_OUT_OF_RESOURCES);
+	ini_expect_closed(f, ini);
+}
+
+/* --max-pending-commands: the window is that many commands, closes while
+ * they are held (RFC 7143 4.2.2.1: MaxCmdSN = ExpCmdSN - 1), ignores a
+ * command sent into a closed window, and the answers open it again: also
+ * with a window of one, where a late update would stall the session. */
+static void test_limit_pending_commands(void **state)
+{
+	struct fx *f = *state;
+	uint32_t itt[4];
+
+	f->srv->cfg.max_pending_commands = 4;
+	struct ini *ini = fx_session(f, 0, NULL);
+	uint32_t n = ini->cmdsn;
+
+	ping(f, ini);
+	assert_int_equal(ini->max_cmdsn - ini->exp_cmdsn + 1, 4);
+	f->ram.hold = true;
+	for (int i = 0; i < 4; i++)
+		itt[i] = tur(f, ini);
+	fx_spins(f, FX_QUIET_SPINS);
+	assert_int_equal(f->ram.nheld, 4);
+	ping(f, ini);
+	assert_int_equal(ini->exp_cmdsn, n + 4);
+	assert_int_equal(ini->max_cmdsn, n + 3);
+	SEND_CMD(f, ini, .use_sn = true, .cmdsn = n + 4, .cdb = { 0 });
+	ini_expect_silence(f, ini);
+	assert_int_equal(f->ram.nscsi, 4);
+	ram_release(&f->ram);
+	for (int i = 0; i < 4; i++)
+		expect_status(f, ini, itt[i], SPT_STATUS_GOOD);
+	assert_int_equal(ini->max_cmdsn - ini->exp_cmdsn + 1, 4);
+	ini->cmdsn = n + 4;
+	expect_status(f, ini, tur(f, ini), SPT_STATUS_GOOD);
+
+	/* a window of one */
+	f->srv->cfg.max_pending_commands = 1;
+	struct ini *b = fx_session(f, 1, NULL);
+
+	ping(f, b);
+	assert_int_equal(b->max_cmdsn, b->exp_cmdsn);
+	f->ram.hold = true;
+	uint32_t t1 = tur(f, b);
+
+	fx_spins(f, FX_QUIET_SPINS);
+	ping(f, b);
+	assert_int_equal(b->max_cmdsn + 1, b->exp_cmdsn);
+	ram_release(&f->ram);
+	expect_status(f, b, t1, SPT_STATUS_GOOD);
+	/* the answer itself reopened the window */
+	assert_int_equal(b->max_cmdsn, b->exp_cmdsn);
+	expect_status(f, b, tur(f, b), SPT_STATUS_GOOD);
+	expect_status(f, b, tur(f, b), SPT_STATUS_GOOD);
+}
+
+/* --max-session-buffer-mib: a command whose buffer would pass the budget is
+ * answered TASK SET FULL in its turn, its immediate data dropped; the
+ * budget comes back as commands end, and the retry succeeds. */
+static void test_limit_session_buffer(void **state)
+{
+	struct fx *f = *state;
+	struct rx rx;
+	uint8_t data[FX_BS], out[FX_BS];
+
+	f->srv->cfg.max_session_buffer_mib = ISCSI_SESSION_BUFFER_MIN_MIB;
+	struct ini *ini = fx_session(f, 0, "ImmediateData=Yes\n");
+	struct iscsi_session *s = fx_last_conn(f)->sess;
+	uint32_t half = ISCSI_SESSION_BUFFER_MIN_MIB << 19;
+
+	f->ram.hold = true;
+	uint32_t a = SEND_CMD(f, ini, .dir = RD, .edtl = half, .cdb = CDB_READ10(0, 1));
+	uint32_t b = SEND_CMD(f, ini, .dir = RD, .edtl = half, .cdb = CDB_READ10(1, 1));
+
+	fx_spins(f, FX_QUIET_SPINS);
+	assert_int_equal(f->ram.nheld, 2);
+	assert_int_equal(s->buf_bytes, 2ull * half);
+	fill_pattern(data, sizeof(data), 77);
+	uint32_t c = SEND_CMD(f, ini, .dir = WR, .edtl = FX_BS, .cdb = CDB_WRITE10(100, 1), .data = data,
+			      .dlen = FX_BS);
+
+	expect_status(f, ini, c, SPT_STATUS_TASK_SET_FULL);
+	assert_int_equal(f->ram.nscsi, 2);
+	assert_int_equal(s->task_set_full, 1);
+	ram_release(&f->ram);
+	for (int i = 0; i < 2; i++) {
+		assert_true(ini_recv(f, ini, &rx));
+		assert_int_equal(pdu_opcode(&rx.bhs), ISCSI_OP_DATA_IN);
+		assert_true(rx.din.flags & ISCSI_DATAIN_STATUS);
+		assert_int_equal(rx.din.status, SPT_STATUS_GOOD);
+		assert_int_equal(pdu_get32(rx.din.itt), i == 0 ? a : b);
+	}
+	fx_spins(f, 2);
+	assert_int_equal(s->buf_bytes, 0);
+	assert_int_not_equal(memcmp(f->ram.mem + 100 * FX_BS, data, FX_BS), 0);
+	c = SEND_CMD(f, ini, .dir = WR, .edtl = FX_BS, .cdb = CDB_WRITE10(100, 1), .data = data,
+		     .dlen = FX_BS);
+	expect_status(f, ini, c, SPT_STATUS_GOOD);
+	assert_int_equal(read_blocks(f, ini, 100, 1, out), SPT_STATUS_GOOD);
+	assert_memory_equal(out, data, FX_BS);
+}
+
+/* --pdu-timeout: a PDU begun and left unfinished ends the connection; an
+ * idle connection with no PDU begun is not touched by it. */
+static void test_limit_pdu_timeout(void **state)
+{
+	struct fx *f = *state;
+	struct ini *ini = fx_session(f, 0, NULL);
+	struct iscsi_conn *conn = fx_last_conn(f);
+	uint64_t pdu_ms = f->srv->cfg.pdu_timeout_s * 1000ull;
+	struct iscsi_nop h;
+
+	f->srv->cfg.nop_interval_s = 0;
+	iscsi_conn_tick(conn, ev_now_ms() + 10 * pdu_ms);
+	ini_expect_silence(f, ini);
+	memset(&h, 0, sizeof(h));
+	h.opcode = ISCSI_OP_NOP_OUT | ISCSI_FLAG_IMMEDIATE;
+	h.flags = ISCSI_FLAG_FINAL;
+	h.itt = pdu_put32(7);
+	h.ttt = ISCSI_RESERVED_TAG;
+	ini_send_raw(f, ini, &h, 20);
+	fx_spins(f, 2);
+	uint64_t now = ev_now_ms();
+
+	iscsi_conn_tick(conn, now + pdu_ms - 1000);
+	ini_expect_silence(f, ini);
+	iscsi_conn_tick(conn, now + pdu_ms + 1000);
+	ini_expect_closed(f, ini);
+}
+
+/* A peer that asks for answers (NOP-Out echoes) and reads none: past
+ * ISCSI_CONN_TX_OWNED_MAX nothing more is read from it, and --pdu-timeout
+ * without a byte written ends it. */
+static void test_limit_peer_not_reading(void **state)
+{
+	struct fx *f = *state;
+	struct ini *ini = fx_session(f, 0, NULL);
+	struct iscsi_conn *conn = fx_last_conn(f);
+	uint32_t dlen = 65536;
+	size_t len = ISCSI_BHS_LEN + dlen;
+	uint8_t *pdu = calloc(1, len);
+	int sent = 0;
+
+	assert_non_null(pdu);
+	assert_true(dlen <= ini->target_mrdsl);
+	while (conn->state == CONN_FULL_FEATURE && sent < 4096) {
+		struct iscsi_nop *h = (struct iscsi_nop *)pdu;
+		size_t off = 0;
+
+		memset(h, 0, sizeof(*h));
+		h->opcode = ISCSI_OP_NOP_OUT | ISCSI_FLAG_IMMEDIATE;
+		h->flags = ISCSI_FLAG_FINAL;
+		h->itt = pdu_put32(0x9000u + (uint32_t)sent);
+		h->ttt = ISCSI_RESERVED_TAG;
+		pdu_set_dsl(h, dlen);
+		while (off < len && conn->state == CONN_FULL_FEATURE) {
+			ssize_t w = send(ini->fd, pdu + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+			if (w > 0)
+				off += (size_t)w;
+			else
+				fx_spin(f);
+		}
+		sent++;
+	}
+	free(pdu);
+	assert_int_equal(conn->state, CONN_LOGGED_OUT);
+	assert_true(conn->tx_owned_bytes > ISCSI_CONN_TX_OWNED_MAX);
+	iscsi_conn_tick(conn, ev_now_ms() + f->srv->cfg.pdu_timeout_s * 1000ull + 1000);
+	for (int i = 0; i < FX_SPINS && !ini->eof; i++) {
+		fx_spin(f);
+		while (ini_fill(ini))
+			ini->len = 0;
+	}
+	assert_true(ini->eof);
+}
+
+/* RFC 7143 7.8 digest errors are counted per connection, session and
+ * server; the session of a data digest error on one connection lives on
+ * on its other one. */
+static void test_limit_digest_error_counters(void **state)
+{
+	struct fx *f = *state;
+	struct rx rx;
+	struct iscsi_nop h;
+	uint8_t pdu[ISCSI_BHS_LEN + 4 + 8 + 4];
+
+	f->srv->limits.allow_crc32c = true;
+	f->srv->limits.max_connections = 2;
+	struct ini *a = fx_connect(f, 0);
+
+	ini_login(f, a, "HeaderDigest=CRC32C\nDataDigest=CRC32C\nMaxConnections=2\n");
+	assert_true(a->dd);
+	struct ini *b = fx_connect(f, 1);
+
+	memcpy(b->isid, a->isid, 6);
+	b->cid = (uint16_t)(a->cid + 1);
+	ini_login_join(f, b, FX_TARGET, a->tsih);
+	rx_expect(f, b, ISCSI_OP_LOGIN_RSP, &rx);
+	assert_int_equal(login_status(&rx), 0);
+	struct iscsi_session *s = fx_last_conn(f)->sess;
+
+	assert_non_null(s);
+	memset(&h, 0, sizeof(h));
+	h.opcode = ISCSI_OP_NOP_OUT | ISCSI_FLAG_IMMEDIATE;
+	h.flags = ISCSI_FLAG_FINAL;
+	h.itt = pdu_put32(6);
+	h.ttt = ISCSI_RESERVED_TAG;
+	pdu_set_dsl(&h, 8);
+	memcpy(pdu, &h, sizeof(h));
+	put_crc(pdu + ISCSI_BHS_LEN, ~pdu_crc32c(pdu, ISCSI_BHS_LEN, PDU_CRC32C_INIT));
+	memcpy(pdu + ISCSI_BHS_LEN + 4, "12345678", 8);
+	put_crc(pdu + ISCSI_BHS_LEN + 12, ~pdu_crc32c("12345678", 8, PDU_CRC32C_INIT) ^ 1);
+	ini_send_raw(f, a, pdu, sizeof(pdu));
+	rx_expect(f, a, ISCSI_OP_REJECT, &rx);
+	assert_int_equal(rx.rej.reason, ISCSI_REJECT_DATA_DIGEST);
+	ini_expect_closed(f, a);
+	assert_int_equal(s->data_digest_errors, 1);
+	assert_int_equal(s->header_digest_errors, 0);
+	assert_int_equal(f->srv->data_digest_errors, 1);
+	b->cmdsn = a->cmdsn;
+	expect_status(f, b, tur(f, b), SPT_STATUS_GOOD);
+
+	/* a header digest error: counted, and the connection closed */
+	a = fx_connect(f, 0);
+	ini_login(f, a, "HeaderDigest=CRC32C\n");
+	memcpy(pdu, &h, sizeof(h));
+	pdu_set_dsl(pdu, 0);
+	put_crc(pdu + ISCSI_BHS_LEN, ~pdu_crc32c(pdu, ISCSI_BHS_LEN, PDU_CRC32C_INIT) ^ 1);
+	ini_send_raw(f, a, pdu, ISCSI_BHS_LEN + 4);
+	ini_expect_closed(f, a);
+	assert_int_equal(f->srv->header_digest_errors, 1);
+	assert_int_equal(f->srv->data_digest_errors, 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -3103,6 +3509,15 @@ int main(void)
 		T(test_tmf_clear_task_set_waiting_task),
 		T(test_write_oversize),
 		T(test_dsl_checked_before_ahs),
+		T(test_limit_sessions_per_target),
+		T(test_limit_half_open),
+		T(test_limit_per_address),
+		T(test_limit_login_keys_and_text),
+		T(test_limit_pending_commands),
+		T(test_limit_session_buffer),
+		T(test_limit_pdu_timeout),
+		T(test_limit_peer_not_reading),
+		T(test_limit_digest_error_counters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1514,11 +1514,6 @@ static void test_unsupported_commands(void **state)
 	run(f->r, f->tc, c, 16, SPT_DIR_NONE, 0);
 	assert_sense(f->tc, SPT_KEY_ILLEGAL_REQUEST, 0x20, 0x00);
 
-	cdb16(c, 0x89, 0, 0, 0);	/* COMPARE AND WRITE: not yet */
-	c[13] = 1;
-	run(f->r, f->tc, c, 16, SPT_DIR_OUT, 2 * T_BS);
-	assert_sense(f->tc, SPT_KEY_ILLEGAL_REQUEST, 0x20, 0x00);
-
 	memset(c, 0, 16);
 	c[0] = 0x9e;			/* SERVICE ACTION IN(16) with an unknown action */
 	c[1] = 0x11;

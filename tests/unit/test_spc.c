@@ -292,7 +292,7 @@ static void test_inquiry_invalid(void **state)
 
 static void test_vpd_supported_pages(void **state)
 {
-	static const uint8_t want[] = { 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 };
+	static const uint8_t want[] = { 0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb2 };
 	uint8_t cdb[6] = { 0x12, 0x01, 0x00, 0, 0xff, 0 };
 	uint8_t pages[16];
 	uint16_t n;
@@ -402,7 +402,7 @@ static void test_vpd_block_limits_thin(void **state)
 	assert_int_equal(cmd.cpl.data_in_length, 64);
 	assert_int_equal(buffer[3], 0x3c);
 	assert_int_equal(buffer[4] & 0x01, SPC_WRITE_SAME_NO_ZERO);
-	assert_int_equal(buffer[5], 0);
+	assert_int_equal(buffer[5], 255);	/* MAXIMUM COMPARE AND WRITE LENGTH */
 	assert_int_equal(spt_get_be16(&buffer[6]), 8);
 	assert_int_equal(spt_get_be32(&buffer[8]), 8192);	/* 4 MiB / 512 */
 	assert_int_equal(spt_get_be32(&buffer[12]), 2048);	/* 1 MiB / 512 */
