@@ -31,8 +31,11 @@ static void usage(FILE *f)
 		"usage: sptd [--config FILE] [options]\n"
 		"  --config FILE           read targets, LUNs, portals, limits ... from FILE (see\n"
 		"                          spt.conf(5)); flags override it; SIGHUP re-reads it\n"
-		"  --listen ADDR:PORT      portal to listen on, repeatable; IPv6 as [ADDR]:PORT\n"
-		"                          (default " SPTD_DEFAULT_PORTAL ")\n"
+		"  --listen ADDR:PORT[,tpg=N]\n"
+		"                          portal to listen on, repeatable; IPv6 as [ADDR]:PORT\n"
+		"                          (default " SPTD_DEFAULT_PORTAL "); in target portal\n"
+		"                          group N (1-65535, default 1): one SCSI target port\n"
+		"                          (ALUA group) per portal group\n"
 		"  --target IQN            name of the target (default " SPTD_DEFAULT_TARGET ")\n"
 		"  --lun PATH[,size=SIZE][,block_size=512|4096][,ro]\n"
 		"                          a LUN backed by a file or block device, repeatable:\n"
@@ -89,6 +92,30 @@ static uint32_t sptd_provider_stop(void *arg, uint64_t handle, uint32_t grace_s)
 		grace_s = iscsi_admin_default_grace(d->admin);
 	return iscsi_admin_session_stop(d->admin, handle, grace_s, grace_s + SPT_CTL_STOP_SLACK_S,
 					NULL, NULL);
+}
+
+/* Portals or ALUA states changed (issue 5): the target port groups every
+ * in-process LU reports (REPORT TARGET PORT GROUPS, standby checks). */
+static void sptd_port_groups_changed(void *arg, const struct iscsi_portal_group *g, size_t n)
+{
+	struct spt_port_group pg[SPT_PORT_GROUPS_MAX];
+	size_t k;
+
+	for (k = 0; k < n && k < SPT_PORT_GROUPS_MAX; k++) {
+		pg[k].id = g[k].tpgt;
+		pg[k].state = g[k].state;	/* enum iscsi_alua_state = enum spt_alua_state */
+	}
+	spt_scsi_set_port_groups(pg, k);
+}
+_Static_assert((int)ISCSI_ALUA_STANDBY == (int)SPT_ALUA_STANDBY &&
+	       (int)ISCSI_ALUA_UNAVAILABLE == (int)SPT_ALUA_UNAVAILABLE &&
+	       (int)ISCSI_ALUA_ACTIVE_NON_OPTIMIZED == (int)SPT_ALUA_ACTIVE_NON_OPTIMIZED, "ALUA state codes");
+
+/* CONFIG_CHANGE from sptctl. */
+static int sptd_config_change(void *arg, const struct spt_ctl_config_change *ch, char *err,
+			      size_t errlen)
+{
+	return sptd_conf_change(arg, ch, err, errlen);
 }
 
 /* CONFIG_SAVE from sptctl. */
@@ -339,6 +366,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.srv->cfg = limits.iscsi;
+	/* ALUA (issue 5): the SCSI helpers answer for the portal groups */
+	d.srv->groups_changed = sptd_port_groups_changed;
 	/* first: a control path another sptd serves means that daemon may
 	 * hold these LUN files too; stop before opening them */
 	if (want.control.value) {
@@ -348,6 +377,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		ctl_server_set_config_save(d.ctl, sptd_config_save, &d);
+		ctl_server_set_config_change(d.ctl, sptd_config_change, &d);
 	}
 	if (want.metrics.value) {
 		d.metrics = metrics_server_open(d.loop, d.srv, want.metrics.value, SPTD_VERSION, err,

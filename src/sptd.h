@@ -94,6 +94,11 @@ int sptd_conf_apply_initial(struct sptd *d, struct conf *want, const struct sptd
  */
 int sptd_conf_reload(struct sptd *d, char *err, size_t errlen);
 
+/* `sptctl target|lun|acl|portal|chap ...`: one change of the running
+ * configuration, applied like a SIGHUP would. 0, or -1 with err. */
+struct spt_ctl_config_change;
+int sptd_conf_change(struct sptd *d, const struct spt_ctl_config_change *ch, char *err, size_t errlen);
+
 /* `sptctl config save [FILE]`: the running configuration, written
  * atomically to path (NULL or "": the --config file). 0, or -1 with err. */
 int sptd_conf_save(struct sptd *d, const char *path, char *err, size_t errlen);

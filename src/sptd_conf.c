@@ -189,7 +189,7 @@ static int lun_check(const struct conf *c, const struct conf_lun *l, const char 
 }
 
 /* Opens a LUN of target t (not yet in its map). 0, or -1 with err. */
-static int lun_open(struct sptd *d, struct iscsi_target *t, const struct conf_lun *l,
+static int lun_open(struct sptd *d, const char *tname, uint16_t tpgt, const struct conf_lun *l,
 		    struct spt_lun *out, char *err, size_t errlen)
 {
 	char spec[PATH_MAX + 128], why[512];
@@ -203,7 +203,7 @@ static int lun_open(struct sptd *d, struct iscsi_target *t, const struct conf_lu
 			snprintf(err, errlen, "LUN %" PRIu64 " (%s): needs --provider-socket", l->lun, spec);
 			return -1;
 		}
-		if (spt_remote_lun_open(d->remote, l->provider.value, l->lun, t->name, t->tpgt, 1, out,
+		if (spt_remote_lun_open(d->remote, l->provider.value, l->lun, tname, tpgt, 1, out,
 					why, sizeof(why)) < 0)
 			goto fail;
 		return 0;
@@ -213,18 +213,18 @@ static int lun_open(struct sptd *d, struct iscsi_target *t, const struct conf_lu
 		uint32_t bs;
 
 		if (ram_lun_parse(spec + strlen(SPTD_LUN_RAM_PREFIX), &size, &bs, why, sizeof(why)) < 0 ||
-		    ram_lun_open(size, bs, l->lun, t->name, out, why, sizeof(why)) < 0)
+		    ram_lun_open(size, bs, l->lun, tname, out, why, sizeof(why)) < 0)
 			goto fail;
 		return 0;
 	}
 	struct file_lun_config cfg;
 
 	if (file_lun_parse(spec, &cfg, why, sizeof(why)) < 0 ||
-	    file_lun_open(d->loop, &cfg, l->lun, t->name, out, why, sizeof(why)) < 0)
+	    file_lun_open(d->loop, &cfg, l->lun, tname, out, why, sizeof(why)) < 0)
 		goto fail;
 	return 0;
 fail:
-	snprintf(err, errlen, "target %s LUN %" PRIu64 " (%s): %s", t->name, l->lun, spec, why);
+	snprintf(err, errlen, "target %s LUN %" PRIu64 " (%s): %s", tname, l->lun, spec, why);
 	return -1;
 }
 
@@ -233,16 +233,14 @@ fail:
 static int chap_from_conf(const struct conf_chap *cc, struct chap_credentials *out, const char *what,
 			  const char *file, char *err, size_t errlen)
 {
-	char spec[CONF_STR_MAX * 2], why[256];
-	int rc;
+	char why[256];
 
 	memset(out, 0, sizeof(*out));
 	if (!cc->user.value)
 		return 0;
-	snprintf(spec, sizeof(spec), "%s:%s", cc->user.value, cc->secret.value);
-	rc = chap_credentials_parse(spec, out, why, sizeof(why));
-	explicit_bzero(spec, sizeof(spec));
-	if (rc < 0) {
+	/* user and secret are separate settings: an IQN may be the user name */
+	if (chap_credentials_set(out, cc->user.value, strlen(cc->user.value), cc->secret.value, why,
+				 sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s:%d: %s: %s", file, cc->user.line, what, why);
 		return -1;
 	}
@@ -502,7 +500,7 @@ static int target_open(struct sptd *d, const struct conf_target *ct, char *err, 
 	for (size_t j = 0; j < ct->nluns; j++) {
 		struct spt_lun l;
 
-		if (lun_open(d, t, &ct->luns[j], &l, err, errlen) < 0)
+		if (lun_open(d, t->name, t->tpgt, &ct->luns[j], &l, err, errlen) < 0)
 			return -1;
 		if (iscsi_target_add_lun(d->srv, t, &l, err, errlen) < 0) {
 			if (l.ops->close)
@@ -567,27 +565,57 @@ static bool conf_str_eq(const struct conf_str *a, const struct conf_str *b)
 	return (!a->value && !b->value) || (a->value && b->value && !strcmp(a->value, b->value));
 }
 
-#define RELOAD_MAX_NEW_LUNS (ISCSI_MAX_TARGETS * 8)
-
-int sptd_conf_reload(struct sptd *d, char *err, size_t errlen)
+/* The same backend with only its size changed: a resize, not a new LUN. */
+static bool lun_resized(const struct conf_lun *a, const struct conf_lun *b, uint64_t *bytes)
 {
-	struct conf want;
-	struct sptd_limits limits;
+	uint32_t bs;
+	const char *size;
+
+	if (a->lun != b->lun || a->block_size != b->block_size || a->read_only != b->read_only)
+		return false;
+	if (a->path.value && b->path.value && !strcmp(a->path.value, b->path.value))
+		size = b->size.value;
+	else if (a->ram.value && b->ram.value)
+		size = b->ram.value;
+	else
+		return false;
+	return size && ram_lun_parse(size, bytes, &bs, (char[8]){ 0 }, 8) == 0;
+}
+
+/* A LUN opened before anything changes, added once the change is sure. */
+struct pending_lun {
+	const char *target;
+	struct spt_lun lun;
+};
+
+static void pending_close(struct pending_lun *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i].lun.ops && p[i].lun.ops->close)
+			p[i].lun.ops->close(p[i].lun.ctx);
+	free(p);
+}
+
+/*
+ * Makes the daemon run `want` (a complete model) from what d->running
+ * describes. Phase 1 refuses what cannot be done and opens every new LUN,
+ * so that a bad change changes nothing; phase 2 applies. On success want
+ * becomes d->running.
+ */
+static int conf_apply_diff(struct sptd *d, struct conf *want, const struct sptd_limits *limits,
+			   bool force, char *err, size_t errlen)
+{
 	struct conf *run = &d->running;
 	struct chap_config chap;
-	size_t changes = 0;
-	int rc = -1;
+	struct pending_lun *pend = NULL;
+	size_t npend = 0, changes = 0;
+	const char *what = want->file ? want->file : "change";
+	int rc;
 
-	if (!d->opts->config) {
-		snprintf(err, errlen, "sptd runs without --config: nothing to re-read");
-		return -1;
-	}
-	if (sptd_conf_build(d->opts, &want, &limits, err, errlen) < 0)
-		return -1;
 	/* phase 1: refuse what cannot be done, before changing anything */
 	for (size_t i = 0; i < run->ntargets; i++) {
 		const struct conf_target *old = &run->targets[i];
-		const struct conf_target *nw = conf_find_target(&want, old->name.value);
+		const struct conf_target *nw = conf_find_target(want, old->name.value);
 		struct iscsi_target *t = iscsi_server_find_target(d->srv, old->name.value);
 		bool luns_change = false;
 
@@ -595,67 +623,138 @@ int sptd_conf_reload(struct sptd *d, char *err, size_t errlen)
 			continue;
 		for (size_t j = 0; j < old->nluns; j++) {
 			const struct conf_lun *nl = conf_find_lun(nw, old->luns[j].lun);
+			const struct spt_lun *l = spt_lun_find(&t->luns, old->luns[j].lun);
+			struct spt_lun_status st = { .state = NULL };
+			uint64_t bytes;
 
-			if (!nl || !lun_same(nl, &old->luns[j]))
-				luns_change = true;
+			if (nl && lun_same(nl, &old->luns[j]))
+				continue;
+			if (nl && l && lun_resized(&old->luns[j], nl, &bytes)) {
+				if (l->status)
+					l->status(l->ctx, &st);
+				if (!l->resize || bytes < st.size_bytes) {
+					snprintf(err, errlen, "%s: LUN %" PRIu64 " of %s: %s", what, l->lun, t->name,
+						 !l->resize ? "its provider cannot resize it" :
+						 "a LUN only grows (shrinking would drop data)");
+					return -1;
+				}
+				continue;
+			}
+			luns_change = true;
 		}
-		if ((!nw || luns_change) && iscsi_target_session_count(d->srv, t)) {
+		if (iscsi_target_session_count(d->srv, t) && (!nw || (luns_change && !force))) {
 			snprintf(err, errlen, "%s: target %s has %zu session(s): it cannot be removed, nor "
-				 "its LUNs removed or changed, while in use (stop the sessions first)",
-				 want.file, old->name.value, iscsi_target_session_count(d->srv, t));
-			goto out;
+				 "its LUNs removed or changed, while in use (stop the sessions first%s)", what,
+				 old->name.value, iscsi_target_session_count(d->srv, t),
+				 nw ? ", or force" : "");
+			return -1;
 		}
 	}
-	if ((!conf_str_eq(&run->control, &want.control) || !conf_str_eq(&run->metrics, &want.metrics) ||
-	     !conf_str_eq(&run->provider_socket, &want.provider_socket)))
+	if (chap_build(want, &chap, err, errlen) < 0)
+		return -1;
+	chap_config_wipe(&chap);
+	for (size_t i = 0; i < want->ntargets; i++) {
+		const struct conf_target *nw = &want->targets[i];
+		const struct conf_target *old = conf_find_target(run, nw->name.value);
+		struct iscsi_target *t = iscsi_server_find_target(d->srv, nw->name.value);
+
+		for (size_t j = 0; j < nw->nluns; j++) {
+			const struct conf_lun *ol = old && t ? conf_find_lun(old, nw->luns[j].lun) : NULL;
+			uint64_t bytes;
+			void *grown;
+
+			if (ol && (lun_same(ol, &nw->luns[j]) || lun_resized(ol, &nw->luns[j], &bytes)))
+				continue;
+			grown = realloc(pend, (npend + 1) * sizeof(*pend));
+			if (!grown) {
+				pending_close(pend, npend);
+				return conf_oom(err, errlen);
+			}
+			pend = grown;
+			pend[npend].target = nw->name.value;
+			if (lun_open(d, nw->name.value, t ? t->tpgt : ISCSI_DEFAULT_TPGT, &nw->luns[j],
+				     &pend[npend].lun, err, errlen) < 0) {
+				pending_close(pend, npend);
+				return -1;
+			}
+			npend++;
+		}
+	}
+	/* new portals listen now: a port in use refuses the change */
+	for (size_t i = 0; i < want->nportals; i++) {
+		if (conf_has_str(run->portals, run->nportals, want->portals[i].value, false))
+			continue;
+		if (iscsi_server_listen(d->srv, want->portals[i].value, err, errlen) < 0) {
+			for (size_t k = 0; k < i; k++)
+				if (!conf_has_str(run->portals, run->nportals, want->portals[k].value, false))
+					iscsi_server_unlisten(d->srv, want->portals[k].value);
+			pending_close(pend, npend);
+			return -1;
+		}
+		changes++;
+	}
+	if (!conf_str_eq(&run->control, &want->control) || !conf_str_eq(&run->metrics, &want->metrics) ||
+	    !conf_str_eq(&run->provider_socket, &want->provider_socket))
 		log_warn("%s: control, metrics and provider_socket changes take effect at the next start",
-			 want.file);
-	if (chap_build(&want, &chap, err, errlen) < 0)
-		goto out;
+			 what);
 	/* phase 2: apply */
-	apply_limits(d, &want, &limits);
+	if (chap_build(want, &chap, err, errlen) < 0) {
+		pending_close(pend, npend);
+		return -1;
+	}
+	apply_limits(d, want, limits);
 	rc = iscsi_server_set_chap(d->srv, &chap, err, errlen);
 	chap_config_wipe(&chap);
-	if (rc < 0)
-		goto out;
-	rc = -1;
-	/* targets and LUNs that went away */
+	if (rc < 0) {
+		pending_close(pend, npend);
+		return -1;
+	}
+	/* targets and LUNs that went away or changed */
 	for (size_t i = 0; i < run->ntargets; i++) {
 		const struct conf_target *old = &run->targets[i];
-		const struct conf_target *nw = conf_find_target(&want, old->name.value);
+		const struct conf_target *nw = conf_find_target(want, old->name.value);
 		struct iscsi_target *t = iscsi_server_find_target(d->srv, old->name.value);
 
 		if (!t)
 			continue;
 		if (!nw) {
 			if (iscsi_server_remove_target(d->srv, t, err, errlen) < 0)
-				log_err("SIGHUP: %s", err);
+				log_err("%s: %s", what, err);
 			changes++;
 			continue;
 		}
 		for (size_t j = 0; j < old->nluns; j++) {
 			const struct conf_lun *nl = conf_find_lun(nw, old->luns[j].lun);
+			struct spt_lun *l = (struct spt_lun *)spt_lun_find(&t->luns, old->luns[j].lun);
+			uint64_t bytes;
 
 			if (nl && lun_same(nl, &old->luns[j]))
 				continue;
-			if (iscsi_target_remove_lun(d->srv, t, old->luns[j].lun, err, errlen) < 0)
-				log_err("SIGHUP: %s", err);
 			changes++;
+			if (nl && l && lun_resized(&old->luns[j], nl, &bytes)) {
+				if (l->resize(l->ctx, bytes, err, errlen) < 0)
+					log_err("%s: LUN %" PRIu64 " of %s: %s", what, l->lun, t->name, err);
+				continue;
+			}
+			if (iscsi_target_remove_lun(d->srv, t, old->luns[j].lun, force, err, errlen) < 0)
+				log_err("%s: %s", what, err);
 		}
 	}
-	/* targets and LUNs that came, ACLs */
-	for (size_t i = 0; i < want.ntargets; i++) {
-		const struct conf_target *nw = &want.targets[i];
+	/* targets that came, ACLs, LUNs that came */
+	for (size_t i = 0; i < want->ntargets; i++) {
+		const struct conf_target *nw = &want->targets[i];
 		const struct conf_target *old = conf_find_target(run, nw->name.value);
 		struct iscsi_target *t = iscsi_server_find_target(d->srv, nw->name.value);
 		const char *names[ISCSI_MAX_ALLOW];
-		bool acl_same = old && old->nallow == nw->nallow;
+		bool acl_same = old && old->nallow == nw->nallow && t;
 
 		if (!t) {
-			if (target_open(d, nw, err, errlen) < 0)
-				log_err("SIGHUP: %s", err);
+			t = iscsi_server_add_target(d->srv, nw->name.value);
+			if (!t) {
+				log_err("%s: cannot add target %s", what, nw->name.value);
+				continue;
+			}
 			changes++;
-			continue;
 		}
 		for (size_t j = 0; acl_same && j < nw->nallow; j++)
 			acl_same = conf_has_str(old->allow, old->nallow, nw->allow[j].value, true);
@@ -663,47 +762,220 @@ int sptd_conf_reload(struct sptd *d, char *err, size_t errlen)
 			for (size_t j = 0; j < nw->nallow; j++)
 				names[j] = nw->allow[j].value;
 			if (iscsi_target_set_allow(d->srv, t, names, nw->nallow, err, errlen) < 0)
-				log_err("SIGHUP: %s", err);
+				log_err("%s: %s", what, err);
 			changes++;
 		}
-		for (size_t j = 0; j < nw->nluns; j++) {
-			const struct conf_lun *ol = old ? conf_find_lun(old, nw->luns[j].lun) : NULL;
-			struct spt_lun l;
-
-			if (ol && lun_same(ol, &nw->luns[j]))
+		for (size_t k = 0; k < npend; k++) {
+			if (!pend[k].lun.ops || strcasecmp(pend[k].target, nw->name.value))
 				continue;
-			if (lun_open(d, t, &nw->luns[j], &l, err, errlen) < 0) {
-				log_err("SIGHUP: %s", err);
-				continue;
+			if (iscsi_target_add_lun(d->srv, t, &pend[k].lun, err, errlen) < 0) {
+				log_err("%s: %s", what, err);
+				continue;	/* closed below */
 			}
-			if (iscsi_target_add_lun(d->srv, t, &l, err, errlen) < 0) {
-				log_err("SIGHUP: %s", err);
-				if (l.ops->close)
-					l.ops->close(l.ctx);
-			}
+			pend[k].lun.ops = NULL;	/* the map has it now */
 			changes++;
 		}
 	}
+	pending_close(pend, npend);
 	/* portals */
 	for (size_t i = 0; i < run->nportals; i++) {
-		if (!conf_has_str(want.portals, want.nportals, run->portals[i].value, false)) {
+		if (!conf_has_str(want->portals, want->nportals, run->portals[i].value, false)) {
 			iscsi_server_unlisten(d->srv, run->portals[i].value);
 			changes++;
 		}
 	}
-	for (size_t i = 0; i < want.nportals; i++) {
-		if (!conf_has_str(run->portals, run->nportals, want.portals[i].value, false)) {
-			if (iscsi_server_listen(d->srv, want.portals[i].value, err, errlen) < 0)
-				log_err("SIGHUP: %s", err);
-			changes++;
-		}
-	}
-	log_info("%s re-read: %zu target/LUN/ACL/portal change(s) applied; limits, CHAP and log "
-		 "level as in the file", want.file, changes);
+	log_info("%s: %zu target/LUN/ACL/portal change(s) applied; limits, CHAP and log level as given",
+		 what, changes);
 	conf_free(run);
-	*run = want;
-	memset(&want, 0, sizeof(want));
-	rc = 0;
+	*run = *want;
+	memset(want, 0, sizeof(*want));
+	return 0;
+}
+
+int sptd_conf_reload(struct sptd *d, char *err, size_t errlen)
+{
+	struct conf want;
+	struct sptd_limits limits;
+	int rc;
+
+	if (!d->opts->config) {
+		snprintf(err, errlen, "sptd runs without --config: nothing to re-read");
+		return -1;
+	}
+	if (sptd_conf_build(d->opts, &want, &limits, err, errlen) < 0)
+		return -1;
+	rc = conf_apply_diff(d, &want, &limits, false, err, errlen);
+	conf_free(&want);
+	return rc;
+}
+
+/* ---- live changes (sptctl) ---- */
+
+static int conf_remove_target(struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->ntargets; i++) {
+		struct conf_target *t = &c->targets[i];
+
+		if (strcasecmp(t->name.value, name))
+			continue;
+		free(t->name.value);
+		conf_clear_strs(&t->allow, &t->nallow);
+		conf_clear_luns(t);
+		memmove(t, t + 1, (c->ntargets - i - 1) * sizeof(*t));
+		c->ntargets--;
+		return 0;
+	}
+	return -1;
+}
+
+static int conf_remove_str(struct conf_str *v, size_t *n, const char *s, bool nocase)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (nocase ? strcasecmp(v[i].value, s) : strcmp(v[i].value, s))
+			continue;
+		free(v[i].value);
+		memmove(&v[i], &v[i + 1], (*n - i - 1) * sizeof(*v));
+		(*n)--;
+		return 0;
+	}
+	return -1;
+}
+
+int sptd_conf_change(struct sptd *d, const struct spt_ctl_config_change *ch, char *err, size_t errlen)
+{
+	struct conf want;
+	struct conf_target *t = NULL;
+	struct conf_lun *l = NULL;
+	bool force = ch->flags & SPT_CTL_CONFIG_FORCE;
+	int rc = -1;
+
+	if (conf_dup(&d->running, &want) < 0)
+		return conf_oom(err, errlen);
+	free(want.file);
+	want.file = NULL;
+	for (size_t i = 0; ch->target[0] && i < want.ntargets; i++)
+		if (!strcasecmp(want.targets[i].name.value, ch->target))
+			t = &want.targets[i];
+	for (size_t j = 0; t && j < t->nluns; j++)
+		if (t->luns[j].lun == ch->lun)
+			l = &t->luns[j];
+	if (!t && ch->op != SPT_CTL_TARGET_ADD && ch->op != SPT_CTL_PORTAL_ADD &&
+	    ch->op != SPT_CTL_PORTAL_REMOVE && ch->op != SPT_CTL_CHAP_SET) {
+		snprintf(err, errlen, "no target '%s'", ch->target);
+		goto out;
+	}
+	switch (ch->op) {
+	case SPT_CTL_TARGET_ADD:
+		if (!iscsi_name_ok(ch->target)) {
+			snprintf(err, errlen, "'%s' is not an iSCSI name (iqn., eui. or naa., <= 223 bytes)",
+				 ch->target);
+			goto out;
+		}
+		if (t) {
+			snprintf(err, errlen, "target %s exists already", ch->target);
+			goto out;
+		}
+		if (want.ntargets >= ISCSI_MAX_TARGETS || !conf_add_target(&want, ch->target)) {
+			snprintf(err, errlen, "at most %d targets", ISCSI_MAX_TARGETS);
+			goto out;
+		}
+		break;
+	case SPT_CTL_TARGET_REMOVE:
+		conf_remove_target(&want, ch->target);
+		break;
+	case SPT_CTL_LUN_ADD:
+		if (l) {
+			snprintf(err, errlen, "target %s has a LUN %" PRIu64 " already", ch->target, ch->lun);
+			goto out;
+		}
+		l = conf_add_lun(t, ch->lun);
+		if (!l || lun_from_spec(ch->arg, l, err, errlen) < 0 ||
+		    lun_check(&want, l, "lun add", err, errlen) < 0)
+			goto out;
+		break;
+	case SPT_CTL_LUN_REMOVE:
+	case SPT_CTL_LUN_RESIZE: {
+		char sz[32];
+
+		if (!l) {
+			snprintf(err, errlen, "target %s has no LUN %" PRIu64, ch->target, ch->lun);
+			goto out;
+		}
+		if (ch->op == SPT_CTL_LUN_REMOVE) {
+			free(l->path.value);
+			free(l->ram.value);
+			free(l->provider.value);
+			free(l->size.value);
+			memmove(l, l + 1, (size_t)(t->luns + t->nluns - l - 1) * sizeof(*l));
+			t->nluns--;
+			break;
+		}
+		if (l->provider.value) {
+			snprintf(err, errlen, "LUN %" PRIu64 " is served by provider %s, which decides its size",
+				 ch->lun, l->provider.value);
+			goto out;
+		}
+		snprintf(sz, sizeof(sz), "%" PRIu64, ch->size_bytes);
+		if (conf_set_str(l->ram.value ? &l->ram : &l->size, sz) < 0)
+			goto out;
+		break;
+	}
+	case SPT_CTL_ACL_ADD:
+		if (!iscsi_name_ok(ch->arg)) {
+			snprintf(err, errlen, "'%s' is not an iSCSI name", ch->arg);
+			goto out;
+		}
+		if (!conf_has_str(t->allow, t->nallow, ch->arg, true) && conf_add_allow(t, ch->arg) < 0)
+			goto out;
+		break;
+	case SPT_CTL_ACL_REMOVE:
+		if (conf_remove_str(t->allow, &t->nallow, ch->arg, true) < 0) {
+			snprintf(err, errlen, "%s is not in the ACL of %s", ch->arg, ch->target);
+			goto out;
+		}
+		break;
+	case SPT_CTL_PORTAL_ADD:
+		if (!conf_has_str(want.portals, want.nportals, ch->arg, false) &&
+		    conf_add_portal(&want, ch->arg) < 0)
+			goto out;
+		break;
+	case SPT_CTL_PORTAL_REMOVE:
+		if (conf_remove_str(want.portals, &want.nportals, ch->arg, false) < 0) {
+			snprintf(err, errlen, "no portal %s", ch->arg);
+			goto out;
+		}
+		break;
+	case SPT_CTL_CHAP_SET: {
+		struct conf_chap *cc = ch->chap_kind == SPT_CTL_CHAP_DISCOVERY ? &want.discovery_chap :
+				       ch->chap_kind == SPT_CTL_CHAP_MUTUAL ? &want.mutual_chap : &want.chap;
+		/* "USER\nSECRET": a user name may hold ':' (an IQN) */
+		const char *colon = strchr(ch->arg, '\n');
+
+		conf_free_chap(cc);
+		if (ch->arg[0]) {
+			char user[CONF_STR_MAX];
+
+			if (!colon) {
+				snprintf(err, errlen, "CHAP credentials are USER and SECRET");
+				goto out;
+			}
+			snprintf(user, sizeof(user), "%.*s", (int)(colon - ch->arg), ch->arg);
+			if (conf_set_str(&cc->user, user) < 0 || conf_set_str(&cc->secret, colon + 1) < 0)
+				goto out;
+		}
+		break;
+	}
+	default:
+		snprintf(err, errlen, "unknown change %u", ch->op);
+		goto out;
+	}
+	{
+		struct sptd_limits limits = d->limits;
+		char *file = d->running.file ? strdup(d->running.file) : NULL;
+
+		want.file = file;
+		rc = conf_apply_diff(d, &want, &limits, force, err, errlen);
+	}
 out:
 	conf_free(&want);
 	return rc;

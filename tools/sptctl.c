@@ -82,6 +82,25 @@ static void sptctl_usage(FILE *f)
 		"                                   and latency (average; P50/P99 as histogram bucket\n"
 		"                                   bounds); per session and connection commands,\n"
 		"                                   PDUs, bytes and digest errors\n"
+		"  target add IQN | target remove IQN\n"
+		"                                   add a target, or remove one without sessions\n"
+		"  lun add TARGET LUN SPEC          add a LUN (SPEC as sptd's --lun option: an absolute\n"
+		"                                   PATH[,size=SIZE][,block_size=N][,ro], ram:SIZE,\n"
+		"                                   provider:NAME); its target's sessions are told\n"
+		"  lun remove TARGET LUN [--force]  remove a LUN; refused while its target has\n"
+		"                                   sessions unless --force\n"
+		"  lun resize TARGET LUN SIZE       grow a LUN (file or ram); initiators get\n"
+		"                                   CAPACITY DATA HAS CHANGED\n"
+		"  acl add|remove TARGET INITIATOR  allow an initiator, or take it off the list (its\n"
+		"                                   sessions are asked to log out and closed)\n"
+		"  portal add|remove ADDR:PORT      listen on a portal, or stop listening there\n"
+		"  chap set normal|discovery|mutual USER SECRET | chap set KIND none\n"
+		"                                   set or clear CHAP credentials for new logins\n"
+		"  alua list [--json]               target portal groups (ALUA target ports): tag,\n"
+		"                                   asymmetric access state, portals\n"
+		"  alua set TPG STATE               set a target portal group's state: active-optimized,\n"
+		"                                   active-non-optimized, standby or unavailable;\n"
+		"                                   initiators get ASYMMETRIC ACCESS STATE CHANGED\n"
 		"  config save [FILE]               write the running configuration (targets, LUNs,\n"
 		"                                   ACLs, portals, limits ...) atomically to FILE\n"
 		"                                   (default: the file sptd was started with)\n"
@@ -1909,6 +1928,341 @@ static int sptctl_config_save(struct sptctl *c, int argc, char **argv)
 	return status;
 }
 
+/* ---- live configuration changes ---- */
+
+static int sptctl_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end || v > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int sptctl_change(struct sptctl *c, struct spt_ctl_config_change *ch, const char *done)
+{
+	struct ctl_rx rx;
+	int rc, status;
+
+	ch->op = htole32(ch->op);
+	ch->flags = htole32(ch->flags);
+	ch->lun = htole64(ch->lun);
+	ch->size_bytes = htole64(ch->size_bytes);
+	ch->chap_kind = htole32(ch->chap_kind);
+	if (sptctl_connect(c, c->timeout_s ? c->timeout_s : SPTCTL_LIST_TIMEOUT_S) < 0)
+		return SPTCTL_UNREACHABLE;
+	ctl_rx_init(&rx, SPT_CTL_RESPONSE_MAX);
+	rc = sptctl_call(c, SPT_CC_CONFIG_CHANGE, c->timeout_s, ch, sizeof(*ch), &rx);
+	if (rc < 0) {
+		status = SPTCTL_UNREACHABLE;
+	} else if (rc != 0) {
+		status = sptctl_report_error(&rx);
+	} else {
+		printf("%s\n", done);
+		status = SPTCTL_OK;
+	}
+	ctl_rx_reset(&rx);
+	return status;
+}
+
+/* Copies a command-line string into a fixed field. */
+static int sptctl_field(char *dst, size_t len, const char *src, const char *what)
+{
+	if (strlen(src) >= len) {
+		fprintf(stderr, "sptctl: %s is longer than %zu bytes\n", what, len - 1);
+		return -1;
+	}
+	memcpy(dst, src, strlen(src) + 1);
+	return 0;
+}
+
+static int sptctl_lun_number(const char *s, struct spt_ctl_config_change *ch)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (!*s || *end || *s == '-' || v > 16383) {
+		fprintf(stderr, "sptctl: '%s' is not a LUN number (0 to 16383)\n", s);
+		return -1;
+	}
+	ch->lun = v;
+	return 0;
+}
+
+static int sptctl_usage_err(const char *usage)
+{
+	fprintf(stderr, "sptctl: usage: %s\n", usage);
+	return SPTCTL_USAGE;
+}
+
+static int sptctl_target_add(struct sptctl *c, int argc, char **argv)
+{
+	struct spt_ctl_config_change ch = { .op = SPT_CTL_TARGET_ADD };
+
+	if (argc != 1)
+		return sptctl_usage_err("target add IQN");
+	if (sptctl_field(ch.target, sizeof(ch.target), argv[0], "the target name") < 0)
+		return SPTCTL_USAGE;
+	return sptctl_change(c, &ch, "target added");
+}
+
+static int sptctl_target_remove(struct sptctl *c, int argc, char **argv)
+{
+	struct spt_ctl_config_change ch = { .op = SPT_CTL_TARGET_REMOVE };
+
+	if (argc != 1)
+		return sptctl_usage_err("target remove IQN");
+	if (sptctl_field(ch.target, sizeof(ch.target), argv[0], "the target name") < 0)
+		return SPTCTL_USAGE;
+	return sptctl_change(c, &ch, "target removed");
+}
+
+static int sptctl_lun_add(struct sptctl *c, int argc, char **argv)
+{
+	struct spt_ctl_config_change ch = { .op = SPT_CTL_LUN_ADD };
+
+	if (argc != 3)
+		return sptctl_usage_err("lun add TARGET LUN SPEC   (SPEC as sptd --lun: PATH[,size=..], ram:SIZE, provider:NAME)");
+	if (sptctl_field(ch.target, sizeof(ch.target), argv[0], "the target name") < 0 ||
+	    sptctl_lun_number(argv[1], &ch) < 0)
+		return SPTCTL_USAGE;
+	if (argv[2][0] != '/' && strncmp(argv[2], "ram:", 4) && strncmp(argv[2], "provider:", 9)) {
+		fprintf(stderr, "sptctl: lun add: give an absolute path (sptd's working directory is not ours)\n");
+		return SPTCTL_USAGE;
+	}
+	if (sptctl_field(ch.arg, sizeof(ch.arg), argv[2], "the LUN spec") < 0)
+		return SPTCTL_USAGE;
+	return sptctl_change(c, &ch, "LUN added");
+}
+
+static int sptctl_lun_remove(struct sptctl *c, int argc, char **argv)
+{
+	struct spt_ctl_config_change ch = { .op = SPT_CTL_LUN_REMOVE };
+
+	if (argc == 3 && !strcmp(argv[2], "--force")) {
+		ch.flags = SPT_CTL_CONFIG_FORCE;
+		argc--;
+	}
+	if (argc != 2)
+		return sptctl_usage_err("lun remove TARGET LUN [--force]");
+	if (sptctl_field(ch.target, sizeof(ch.target), argv[0], "the target name") < 0 ||
+	    sptctl_lun_number(argv[1], &ch) < 0)
+		return SPTCTL_USAGE;
+	return sptctl_change(c, &ch, "LUN removed");
+}
+
+static int sptctl_lun_resize(struct sptctl *c, int argc, char **argv)
+{
+	struct spt_ctl_config_change ch = { .op = SPT_CTL_LUN_RESIZE };
+
+	if (argc != 3)
+		return sptctl_usage_err("lun resize TARGET LUN SIZE   (bytes, or with K/M/G/T)");
+	if (sptctl_field(ch.target, sizeof(ch.target), argv[0], "the target name") < 0 ||
+	    sptctl_lun_number(argv[1], &ch) < 0)
+		return SPTCTL_USAGE;
+	uint64_t bytes;
+
+	if (sptctl_parse_size(argv[2], &bytes) < 0) {
+		fprintf(stderr, "sptctl: '%s' is not a size (bytes, or with K/M/G/T)\n", argv[2]);
+		return SPTCTL_USAGE;
+	}
+	ch.size_bytes = bytes;
+	return sptctl_change(c, &ch, "LUN resized");
+}
+
+static int sptctl_acl(struct sptctl *c, int argc, char **argv, uint32_t op)
+{
+	struct spt_ctl_config_change ch = { .op = op };
+
+	if (argc != 2)
+		return sptctl_usage_err(op == SPT_CTL_ACL_ADD ? "acl add TARGET INITIATOR" :
+					"acl remove TARGET INITIATOR");
+	if (sptctl_field(ch.target, sizeof(ch.target), argv[0], "the target name") < 0 ||
+	    sptctl_field(ch.arg, sizeof(ch.arg), argv[1], "the initiator name") < 0)
+		return SPTCTL_USAGE;
+	return sptctl_change(c, &ch, op == SPT_CTL_ACL_ADD ? "initiator allowed" :
+			     "initiator removed from the ACL (its sessions are stopped)");
+}
+
+static int sptctl_acl_add(struct sptctl *c, int argc, char **argv)
+{
+	return sptctl_acl(c, argc, argv, SPT_CTL_ACL_ADD);
+}
+
+static int sptctl_acl_remove(struct sptctl *c, int argc, char **argv)
+{
+	return sptctl_acl(c, argc, argv, SPT_CTL_ACL_REMOVE);
+}
+
+static int sptctl_portal(struct sptctl *c, int argc, char **argv, uint32_t op)
+{
+	struct spt_ctl_config_change ch = { .op = op };
+
+	if (argc != 1)
+		return sptctl_usage_err(op == SPT_CTL_PORTAL_ADD ? "portal add ADDR:PORT" :
+					"portal remove ADDR:PORT");
+	if (sptctl_field(ch.arg, sizeof(ch.arg), argv[0], "the portal") < 0)
+		return SPTCTL_USAGE;
+	return sptctl_change(c, &ch, op == SPT_CTL_PORTAL_ADD ? "portal added" : "portal removed");
+}
+
+static int sptctl_portal_add(struct sptctl *c, int argc, char **argv)
+{
+	return sptctl_portal(c, argc, argv, SPT_CTL_PORTAL_ADD);
+}
+
+static int sptctl_portal_remove(struct sptctl *c, int argc, char **argv)
+{
+	return sptctl_portal(c, argc, argv, SPT_CTL_PORTAL_REMOVE);
+}
+
+/* ---- alua (issue 5): target portal groups and their ALUA states ---- */
+
+/* SPC-4 5.16.2.4 states by their code (enum spt_alua_state). */
+static const char *const sptctl_alua_states[] = {
+	"active-optimized", "active-non-optimized", "standby", "unavailable",
+};
+#define SPTCTL_ALUA_NSTATES (sizeof(sptctl_alua_states) / sizeof(sptctl_alua_states[0]))
+
+static const char *sptctl_alua_state_name(uint8_t state)
+{
+	return state < SPTCTL_ALUA_NSTATES ? sptctl_alua_states[state] : "unknown";
+}
+
+static int sptctl_alua_list(struct sptctl *c, int argc, char **argv)
+{
+	struct ctl_rx rx;
+	bool json;
+	int status;
+	size_t n;
+
+	if (sptctl_list_args("alua list", argc, argv, &json) < 0)
+		return SPTCTL_USAGE;
+	if (sptctl_connect(c, c->timeout_s ? c->timeout_s : SPTCTL_LIST_TIMEOUT_S) < 0)
+		return SPTCTL_UNREACHABLE;
+	ctl_rx_init(&rx, SPT_CTL_RESPONSE_MAX);
+	status = sptctl_request(c, SPT_CC_ALUA_LIST, NULL, 0, &rx);
+	if (status != SPTCTL_OK)
+		goto out;
+	if (rx.h.length % sizeof(struct spt_ctl_alua_group)) {
+		status = sptctl_malformed("ALUA_LIST response is not a whole number of groups");
+		goto out;
+	}
+	n = rx.h.length / sizeof(struct spt_ctl_alua_group);
+	if (json)
+		printf("[");
+	else
+		printf("%-5s  %-20s  %s\n", "TPG", "STATE", "PORTALS");
+	for (size_t i = 0; i < n; i++) {
+		struct spt_ctl_alua_group g;
+
+		memcpy(&g, rx.payload + i * sizeof(g), sizeof(g));
+		g.portals[sizeof(g.portals) - 1] = '\0';
+		if (json) {
+			printf("%s{\"tpgt\": %u, \"state\": ", i ? ", " : "", le16toh(g.tpgt));
+			sptctl_json_string(sptctl_alua_state_name(g.state));
+			printf(", \"portal_count\": %u, \"portals\": ", le32toh(g.portal_count));
+			sptctl_json_string(g.portals);
+			printf("}");
+		} else {
+			printf("%-5u  %-20s  %s\n", le16toh(g.tpgt), sptctl_alua_state_name(g.state),
+			       g.portals);
+		}
+	}
+	if (json)
+		printf("]\n");
+	status = sptctl_flush(SPTCTL_OK);
+out:
+	ctl_rx_reset(&rx);
+	return status;
+}
+
+static int sptctl_alua_set(struct sptctl *c, int argc, char **argv)
+{
+	struct spt_ctl_alua_group g;
+	struct ctl_rx rx;
+	uint32_t tpgt;
+	size_t state;
+	int status;
+
+	if (argc != 2)
+		return sptctl_usage_err("alua set TPG active-optimized|active-non-optimized|standby|unavailable");
+	/* RFC 7143 13.9: a 16-bit tag; 0 is not a relative port identifier (SPC-4 7.8.6.7) */
+	if (sptctl_parse_u32(argv[0], 65535, &tpgt) < 0 || tpgt == 0) {
+		fprintf(stderr, "sptctl: alua set: bad target portal group '%s' (1-65535)\n", argv[0]);
+		return SPTCTL_USAGE;
+	}
+	for (state = 0; state < SPTCTL_ALUA_NSTATES && strcmp(argv[1], sptctl_alua_states[state]); state++)
+		;
+	if (state == SPTCTL_ALUA_NSTATES) {
+		fprintf(stderr, "sptctl: alua set: unknown state '%s'\n", argv[1]);
+		return SPTCTL_USAGE;
+	}
+	memset(&g, 0, sizeof(g));
+	g.tpgt = htole16((uint16_t)tpgt);
+	g.state = (uint8_t)state;
+	if (sptctl_connect(c, c->timeout_s ? c->timeout_s : SPTCTL_LIST_TIMEOUT_S) < 0)
+		return SPTCTL_UNREACHABLE;
+	ctl_rx_init(&rx, SPT_CTL_RESPONSE_MAX);
+	status = sptctl_request(c, SPT_CC_ALUA_SET, &g, sizeof(g), &rx);
+	if (status == SPTCTL_OK)
+		printf("target portal group %u: %s\n", tpgt, sptctl_alua_states[state]);
+	ctl_rx_reset(&rx);
+	return status;
+}
+
+static int sptctl_chap_set(struct sptctl *c, int argc, char **argv)
+{
+	struct spt_ctl_config_change ch = { .op = SPT_CTL_CHAP_SET };
+	const char *usage = "chap set normal|discovery|mutual USER SECRET | chap set KIND none";
+	int rc;
+
+	if (argc < 2 || argc > 3 || (argc == 2 && strcmp(argv[1], "none")) ||
+	    (argc == 3 && (strchr(argv[1], '\n') || strchr(argv[2], '\n'))))
+		return sptctl_usage_err(usage);
+	if (!strcmp(argv[0], "normal"))
+		ch.chap_kind = SPT_CTL_CHAP_NORMAL;
+	else if (!strcmp(argv[0], "discovery"))
+		ch.chap_kind = SPT_CTL_CHAP_DISCOVERY;
+	else if (!strcmp(argv[0], "mutual"))
+		ch.chap_kind = SPT_CTL_CHAP_MUTUAL;
+	else
+		return sptctl_usage_err(usage);
+	if (argc == 3) {
+		/* user and secret apart: a user name may hold ':' (an IQN) */
+		if (strlen(argv[1]) + strlen(argv[2]) + 2 > sizeof(ch.arg)) {
+			fprintf(stderr, "sptctl: chap set: credentials too long\n");
+			return SPTCTL_USAGE;
+		}
+		size_t ulen = strlen(argv[1]);
+
+		memcpy(ch.arg, argv[1], ulen);
+		ch.arg[ulen] = '\n';
+		memcpy(ch.arg + ulen + 1, argv[2], strlen(argv[2]) + 1);
+		/* the secret does not stay on the command line ps shows */
+		memset(argv[2], 'x', strlen(argv[2]));
+	}
+	rc = sptctl_change(c, &ch, "CHAP credentials set");
+	explicit_bzero(ch.arg, sizeof(ch.arg));
+	return rc;
+}
+
 /* ---- commands ---- */
 
 struct sptctl_command {
@@ -1923,6 +2277,18 @@ static const struct sptctl_command sptctl_commands[] = {
 	{ "lun", "list", sptctl_lun_list },
 	{ "stats", NULL, sptctl_stats },	/* a noun alone */
 	{ "config", "save", sptctl_config_save },
+	{ "target", "add", sptctl_target_add },
+	{ "target", "remove", sptctl_target_remove },
+	{ "lun", "add", sptctl_lun_add },
+	{ "lun", "remove", sptctl_lun_remove },
+	{ "lun", "resize", sptctl_lun_resize },
+	{ "acl", "add", sptctl_acl_add },
+	{ "acl", "remove", sptctl_acl_remove },
+	{ "portal", "add", sptctl_portal_add },
+	{ "portal", "remove", sptctl_portal_remove },
+	{ "chap", "set", sptctl_chap_set },
+	{ "alua", "list", sptctl_alua_list },
+	{ "alua", "set", sptctl_alua_set },
 };
 #define SPTCTL_NCOMMANDS (sizeof(sptctl_commands) / sizeof(sptctl_commands[0]))
 

@@ -169,4 +169,43 @@ void spt_bdev_tmf(struct spt_bdev *bdev, struct spt_tmf *tmf);
 /* New capacity: every I_T nexus gets CAPACITY DATA HAS CHANGED (2A/09). */
 void spt_bdev_set_capacity(struct spt_bdev *bdev, uint64_t num_blocks);
 
+/* ------------------------------------------------------------------ */
+/* Target port groups and ALUA (SPC-4 5.16; issue 5: multipath)         */
+/* ------------------------------------------------------------------ */
+/*
+ * Each iSCSI target portal group is one SCSI target port of each target;
+ * its TPGT is both its target port group identifier and the relative
+ * target port identifier of its one port (SPC-4 7.8.6.7, 7.8.6.8). The
+ * helpers learn which port an I_T nexus uses from SESSION_START's ITNexus
+ * ("...,t,0x<tpgt>") and answer INQUIRY (TPGS = 01b, implicit ALUA), the
+ * Device Identification VPD page and REPORT TARGET PORT GROUPS with it.
+ */
+enum spt_alua_state {
+	SPT_ALUA_ACTIVE_OPTIMIZED = 0x0,
+	SPT_ALUA_ACTIVE_NON_OPTIMIZED = 0x1,
+	SPT_ALUA_STANDBY = 0x2,		/* media commands: NOT READY 04/0B */
+	SPT_ALUA_UNAVAILABLE = 0x3,	/* almost every command: NOT READY 04/0C */
+};
+
+#define SPT_PORT_GROUPS_MAX 64
+
+struct spt_port_group {
+	uint16_t id;			/* target port group = relative target port = TPGT, 1..65535 */
+	uint8_t state;			/* enum spt_alua_state */
+};
+
+/*
+ * Sets the target port groups of every bdev of this process, present and
+ * future (the ports are the daemon's portals, shared by all its LUs). A
+ * change of any group's state gives every I_T nexus of every bdev
+ * ASYMMETRIC ACCESS STATE CHANGED (2A/06, SPC-4 5.16.2.3). With none set,
+ * each LU has one group: the port of the nexus asking, active/optimized.
+ * Groups past SPT_PORT_GROUPS_MAX are ignored. Thread-safe.
+ */
+void spt_scsi_set_port_groups(const struct spt_port_group *groups, size_t n);
+/* "active-optimized", "active-non-optimized", "standby", "unavailable". */
+const char *spt_alua_state_name(uint8_t state);
+/* The reverse; 0 or -1 for an unknown name. */
+int spt_alua_state_parse(const char *name, uint8_t *state);
+
 #endif

@@ -824,8 +824,81 @@ _Static_assert(sizeof(struct spt_ctl_stats) +
  */
 enum spt_ctl_config_code {
 	SPT_CC_CONFIG_SAVE = 0x210,
+	SPT_CC_CONFIG_CHANGE = 0x211,
 };
 
 #define SPT_CTL_PATH_MAX 4096
+
+/*
+ * CONFIG_CHANGE (0x211): one live change of the running configuration,
+ * applied as a SIGHUP with the changed file would be (other sessions are
+ * not disturbed). Payload struct spt_ctl_config_change; response: no payload
+ * on success, else BAD_REQUEST with the reason (nothing changed).
+ */
+enum spt_ctl_config_op {
+	SPT_CTL_TARGET_ADD = 1,		/* target */
+	SPT_CTL_TARGET_REMOVE = 2,	/* target (refused while it has sessions) */
+	SPT_CTL_LUN_ADD = 3,		/* target, lun, arg: a --lun spec */
+	SPT_CTL_LUN_REMOVE = 4,		/* target, lun (in use: only with FORCE) */
+	SPT_CTL_LUN_RESIZE = 5,		/* target, lun, size_bytes (grow only) */
+	SPT_CTL_ACL_ADD = 6,		/* target, arg: initiator name */
+	SPT_CTL_ACL_REMOVE = 7,		/* target, arg: initiator name (its sessions stop) */
+	SPT_CTL_PORTAL_ADD = 8,		/* arg: ADDR:PORT */
+	SPT_CTL_PORTAL_REMOVE = 9,	/* arg: ADDR:PORT (connections made there stay) */
+	SPT_CTL_CHAP_SET = 10,		/* chap_kind, arg: "USER\nSECRET", or "" to clear */
+};
+
+enum spt_ctl_chap_kind {
+	SPT_CTL_CHAP_NORMAL = 0,	/* --chap */
+	SPT_CTL_CHAP_DISCOVERY = 1,	/* --discovery-chap */
+	SPT_CTL_CHAP_MUTUAL = 2,	/* --mutual-chap */
+};
+
+#define SPT_CTL_CONFIG_FORCE 0x1
+
+struct spt_ctl_config_change {
+	uint32_t op;			/* enum spt_ctl_config_op */
+	uint32_t flags;			/* SPT_CTL_CONFIG_FORCE */
+	uint64_t lun;
+	uint64_t size_bytes;
+	uint32_t chap_kind;		/* enum spt_ctl_chap_kind */
+	uint32_t reserved;		/* 0 */
+	char target[SPT_CTL_NAME_MAX];	/* NUL-terminated */
+	char arg[SPT_CTL_PATH_MAX];	/* NUL-terminated */
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_config_change) == 32 + 224 + 4096, "config_change size");
+_Static_assert(offsetof(struct spt_ctl_config_change, target) == 32, "config_change target offset");
+
+/* ------------------------------------------------------------------ */
+/* Control plane: ALUA target port groups (issue 5, multipath)          */
+/* ------------------------------------------------------------------ */
+/*
+ * Each target portal group (--listen ADDR:PORT,tpg=N) is one SCSI target
+ * port of every target, with an asymmetric access state (SPC-4 5.16).
+ *
+ *   ALUA_LIST (0x220): no payload. Response: struct spt_ctl_alua_group per
+ *   group with a portal, ascending by tag (Length / sizeof of them).
+ *   ALUA_SET (0x221): payload one struct spt_ctl_alua_group (tpgt, state;
+ *   the rest 0). Response: no payload; BAD_REQUEST with the reason. Every
+ *   I_T nexus then gets ASYMMETRIC ACCESS STATE CHANGED (2A/06).
+ *
+ * Little-endian on the wire. state: enum spt_alua_state of <spt/scsi.h>
+ * (0 active/optimized, 1 active/non-optimized, 2 standby, 3 unavailable).
+ */
+enum spt_ctl_alua_code {
+	SPT_CC_ALUA_LIST = 0x220,
+	SPT_CC_ALUA_SET = 0x221,
+};
+
+#define SPT_CTL_ALUA_PORTALS_MAX 248	/* "ADDR:PORT, ADDR:PORT ...", NUL-terminated, cut if longer */
+
+struct spt_ctl_alua_group {
+	uint16_t tpgt;
+	uint8_t state;
+	uint8_t reserved;		/* 0 */
+	uint32_t portal_count;
+	char portals[SPT_CTL_ALUA_PORTALS_MAX];
+} __attribute__((packed));
+_Static_assert(sizeof(struct spt_ctl_alua_group) == 256, "alua_group size");
 
 #endif

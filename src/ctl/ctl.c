@@ -45,6 +45,8 @@ struct ctl_client {
 struct ctl_server {
 	ctl_config_save_fn config_save;	/* CONFIG_SAVE, set by the daemon */
 	void *config_save_arg;
+	ctl_config_change_fn config_change;	/* CONFIG_CHANGE, set by the daemon */
+	void *config_change_arg;
 	struct ev_loop *loop;
 	struct iscsi_admin *admin;
 	struct ev_handler listen;
@@ -502,6 +504,50 @@ static void client_config_save(struct ctl_client *c)
 	client_reply(c, SPT_CC_CONFIG_SAVE, SPT_CTL_RC_SUCCESS, NULL, 0);
 }
 
+/* CONFIG_CHANGE: one live change (struct spt_ctl_config_change). */
+static void client_config_change(struct ctl_client *c)
+{
+	const struct spt_io_header *h = &c->rx.h;
+	struct spt_ctl_config_change ch;
+	char err[SPT_CTL_MESSAGE_MAX];
+
+	if (h->length != sizeof(ch)) {
+		client_error(c, SPT_CC_CONFIG_CHANGE, SPT_CTL_RC_BAD_REQUEST,
+			     "CONFIG_CHANGE payload is %u bytes, expected %zu", h->length, sizeof(ch));
+		return;
+	}
+	memcpy(&ch, c->rx.payload, sizeof(ch));
+	ch.op = le32toh(ch.op);
+	ch.flags = le32toh(ch.flags);
+	ch.lun = le64toh(ch.lun);
+	ch.size_bytes = le64toh(ch.size_bytes);
+	ch.chap_kind = le32toh(ch.chap_kind);
+	if (!memchr(ch.target, '\0', sizeof(ch.target)) || !memchr(ch.arg, '\0', sizeof(ch.arg)) ||
+	    ch.reserved || (ch.flags & ~(uint32_t)SPT_CTL_CONFIG_FORCE)) {
+		client_error(c, SPT_CC_CONFIG_CHANGE, SPT_CTL_RC_BAD_REQUEST,
+			     "CONFIG_CHANGE: strings must be NUL-terminated, reserved fields 0");
+		return;
+	}
+	if (!c->cs->config_change) {
+		client_error(c, SPT_CC_CONFIG_CHANGE, SPT_CTL_RC_UNSUPPORTED,
+			     "this sptd cannot change its configuration");
+		return;
+	}
+	if (c->cs->config_change(c->cs->config_change_arg, &ch, err, sizeof(err)) < 0) {
+		client_error(c, SPT_CC_CONFIG_CHANGE, SPT_CTL_RC_BAD_REQUEST, "%s", err);
+		return;
+	}
+	client_reply(c, SPT_CC_CONFIG_CHANGE, SPT_CTL_RC_SUCCESS, NULL, 0);
+}
+
+void ctl_server_set_config_change(struct ctl_server *cs, ctl_config_change_fn fn, void *arg)
+{
+	if (!cs)
+		return;
+	cs->config_change = fn;
+	cs->config_change_arg = arg;
+}
+
 void ctl_server_set_config_save(struct ctl_server *cs, ctl_config_save_fn fn, void *arg)
 {
 	if (!cs)
@@ -511,6 +557,50 @@ void ctl_server_set_config_save(struct ctl_server *cs, ctl_config_save_fn fn, vo
 }
 
 /* One complete frame whose header framed correctly. */
+/* ALUA_LIST (issue 5): the target portal groups and their states. */
+static void client_alua_list(struct ctl_client *c)
+{
+	struct spt_ctl_alua_group g[ISCSI_ADMIN_ALUA_GROUPS_MAX];
+	size_t n;
+
+	if (c->rx.h.length != 0) {
+		client_error(c, SPT_CC_ALUA_LIST, SPT_CTL_RC_BAD_REQUEST,
+			     "ALUA_LIST takes no payload, got %u bytes", c->rx.h.length);
+		return;
+	}
+	n = iscsi_admin_alua_list(c->cs->admin, g, ISCSI_ADMIN_ALUA_GROUPS_MAX);
+	if (n > ISCSI_ADMIN_ALUA_GROUPS_MAX)
+		n = ISCSI_ADMIN_ALUA_GROUPS_MAX;
+	for (size_t i = 0; i < n; i++) {
+		g[i].tpgt = htole16(g[i].tpgt);
+		g[i].portal_count = htole32(g[i].portal_count);
+	}
+	client_reply(c, SPT_CC_ALUA_LIST, SPT_CTL_RC_SUCCESS, g, (uint32_t)(n * sizeof(g[0])));
+}
+
+/* ALUA_SET (issue 5): one group's asymmetric access state. */
+static void client_alua_set(struct ctl_client *c)
+{
+	struct spt_ctl_alua_group g;
+	char err[SPT_CTL_MESSAGE_MAX];
+
+	if (c->rx.h.length != sizeof(g)) {
+		client_error(c, SPT_CC_ALUA_SET, SPT_CTL_RC_BAD_REQUEST,
+			     "ALUA_SET payload is %u bytes, expected %zu", c->rx.h.length, sizeof(g));
+		return;
+	}
+	memcpy(&g, c->rx.payload, sizeof(g));
+	if (g.reserved) {
+		client_error(c, SPT_CC_ALUA_SET, SPT_CTL_RC_BAD_REQUEST, "ALUA_SET: reserved field not 0");
+		return;
+	}
+	if (iscsi_admin_alua_set(c->cs->admin, le16toh(g.tpgt), g.state, err, sizeof(err)) < 0) {
+		client_error(c, SPT_CC_ALUA_SET, SPT_CTL_RC_BAD_REQUEST, "%s", err);
+		return;
+	}
+	client_reply(c, SPT_CC_ALUA_SET, SPT_CTL_RC_SUCCESS, NULL, 0);
+}
+
 static void client_request(struct ctl_client *c)
 {
 	const struct spt_io_header *h = &c->rx.h;
@@ -545,6 +635,15 @@ static void client_request(struct ctl_client *c)
 		break;
 	case SPT_CC_CONFIG_SAVE:
 		client_config_save(c);
+		break;
+	case SPT_CC_CONFIG_CHANGE:
+		client_config_change(c);
+		break;
+	case SPT_CC_ALUA_LIST:
+		client_alua_list(c);
+		break;
+	case SPT_CC_ALUA_SET:
+		client_alua_set(c);
 		break;
 	default:
 		client_error(c, h->control_code, SPT_CTL_RC_UNSUPPORTED,

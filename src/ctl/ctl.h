@@ -32,6 +32,11 @@ struct ctl_server *ctl_server_open(struct ev_loop *loop, struct iscsi_server *sr
  * --config file); 0, or -1 with a one-line reason in err. */
 typedef int (*ctl_config_save_fn)(void *arg, const char *path, char *err, size_t errlen);
 void ctl_server_set_config_save(struct ctl_server *cs, ctl_config_save_fn fn, void *arg);
+/* CONFIG_CHANGE: fields in host order; 0, or -1 with the reason in err. */
+struct spt_ctl_config_change;
+typedef int (*ctl_config_change_fn)(void *arg, const struct spt_ctl_config_change *ch, char *err,
+				    size_t errlen);
+void ctl_server_set_config_change(struct ctl_server *cs, ctl_config_change_fn fn, void *arg);
 
 /* Answers requests still waiting with SPT_CTL_RC_SHUTTING_DOWN (best
  * effort), disconnects every client and removes the socket. Call it once

@@ -225,6 +225,44 @@ out:
 	return ret;
 }
 
+_Static_assert(ISCSI_ADMIN_ALUA_GROUPS_MAX == ISCSI_MAX_PORTAL_GROUPS, "ALUA_LIST holds every group");
+
+size_t iscsi_admin_alua_list(struct iscsi_admin *a, struct spt_ctl_alua_group *out, size_t max)
+{
+	struct iscsi_portal_group g[ISCSI_MAX_PORTAL_GROUPS];
+	size_t n = iscsi_portal_groups(a->srv, g, ISCSI_MAX_PORTAL_GROUPS);
+
+	for (size_t i = 0; i < n && i < max; i++) {
+		size_t used = 0;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].tpgt = g[i].tpgt;
+		out[i].state = g[i].state;
+		for (size_t p = 0; p < a->srv->nportals; p++) {
+			const struct iscsi_portal *po = &a->srv->portals[p];
+			int w;
+
+			if (po->tpgt != g[i].tpgt)
+				continue;
+			out[i].portal_count++;
+			/* SPT_CTL_ALUA_PORTALS_MAX: the list is cut, the count stays exact */
+			w = snprintf(out[i].portals + used, sizeof(out[i].portals) - used, "%s%s",
+				     used ? ", " : "", po->text);
+			if (w < 0 || (size_t)w >= sizeof(out[i].portals) - used)
+				used = sizeof(out[i].portals) - 1;
+			else
+				used += (size_t)w;
+		}
+	}
+	return n;
+}
+
+int iscsi_admin_alua_set(struct iscsi_admin *a, uint16_t tpgt, uint8_t state, char *err,
+			 size_t errlen)
+{
+	return iscsi_portal_group_set_state(a->srv, tpgt, state, err, errlen);
+}
+
 size_t iscsi_admin_portals(struct iscsi_admin *a, const char **out, size_t max)
 {
 	const struct iscsi_server *srv = a->srv;

@@ -57,6 +57,15 @@ struct iscsi_admin_target {
  */
 size_t iscsi_admin_portals(struct iscsi_admin *a, const char **out, size_t max);
 
+/* the most target portal groups iscsi_admin_alua_list returns (one per portal at most) */
+#define ISCSI_ADMIN_ALUA_GROUPS_MAX 32
+/* ALUA (issue 5): every target portal group with a portal, ascending by
+ * tag, host order; returns how many (at most max). */
+size_t iscsi_admin_alua_list(struct iscsi_admin *a, struct spt_ctl_alua_group *out, size_t max);
+/* Sets a group's asymmetric access state (0..3). 0 or -1 with err. */
+int iscsi_admin_alua_set(struct iscsi_admin *a, uint16_t tpgt, uint8_t state, char *err,
+			 size_t errlen);
+
 /*
  * Up to max targets whose name sorts (bytewise) after `after` ("": from the
  * first), by ascending name. *total: targets in the daemon; *more: some

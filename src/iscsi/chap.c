@@ -31,28 +31,20 @@ _Static_assert(CHAP_DIGEST_MAX <= CHAP_BINARY_MAX, "a digest is a binary value")
 
 /* ---- credentials ---- */
 
-int chap_credentials_parse(const char *spec, struct chap_credentials *c, char *err, size_t errlen)
+int chap_credentials_set(struct chap_credentials *c, const char *user, size_t user_len,
+			 const char *secret, char *err, size_t errlen)
 {
-	const char *colon;
-	size_t user_len, secret_len;
-	int rc = -1;
+	size_t secret_len = strlen(secret);
 
 	memset(c, 0, sizeof(*c));
-	colon = spec ? strchr(spec, ':') : NULL;
-	if (colon == NULL) {
-		snprintf(err, errlen, "expected USER:SECRET");
-		goto out;
-	}
-	user_len = (size_t)(colon - spec);
-	secret_len = strlen(colon + 1);
 	if (user_len == 0) {
 		snprintf(err, errlen, "the CHAP user name is empty");
-		goto out;
+		return -1;
 	}
 	if (user_len > CHAP_NAME_MAX) {
 		snprintf(err, errlen, "the CHAP user name is %zu bytes, at most %d allowed", user_len,
 			 CHAP_NAME_MAX);
-		goto out;
+		return -1;
 	}
 	/* RFC 7143 12.1.3: less than 96 random bits is only safe under IPsec; initiators refuse it */
 	if (secret_len < CHAP_SECRET_MIN) {
@@ -60,21 +52,31 @@ int chap_credentials_parse(const char *spec, struct chap_credentials *c, char *e
 			 "the CHAP secret is %zu bytes; it must be at least %d bytes (RFC 7143 12.1.3, "
 			 "and initiators such as open-iscsi refuse shorter ones)",
 			 secret_len, CHAP_SECRET_MIN);
-		goto out;
+		return -1;
 	}
 	if (secret_len > CHAP_SECRET_MAX) {
 		snprintf(err, errlen, "the CHAP secret is %zu bytes, at most %d allowed", secret_len,
 			 CHAP_SECRET_MAX);
-		goto out;
+		return -1;
 	}
-	memcpy(c->user, spec, user_len);
+	memcpy(c->user, user, user_len);
 	c->user[user_len] = '\0';
-	memcpy(c->secret, colon + 1, secret_len);
+	memcpy(c->secret, secret, secret_len);
 	c->secret_len = secret_len;
 	c->set = true;
-	rc = 0;
-out:
-	return rc;
+	return 0;
+}
+
+int chap_credentials_parse(const char *spec, struct chap_credentials *c, char *err, size_t errlen)
+{
+	const char *colon = spec ? strchr(spec, ':') : NULL;
+
+	memset(c, 0, sizeof(*c));
+	if (colon == NULL) {
+		snprintf(err, errlen, "expected USER:SECRET");
+		return -1;
+	}
+	return chap_credentials_set(c, spec, (size_t)(colon - spec), colon + 1, err, errlen);
 }
 
 static bool chap_same_secret(const struct chap_credentials *a, const struct chap_credentials *b)

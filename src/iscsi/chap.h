@@ -79,6 +79,10 @@ struct chap_exchange {
 
 /* "USER:SECRET", the secret being everything after the first ':'. 0 or -1 with err. */
 int chap_credentials_parse(const char *spec, struct chap_credentials *c, char *err, size_t errlen);
+/* The same from separate fields (a configuration file): the user name may
+ * then hold ':' (an IQN). 0 or -1 with err. */
+int chap_credentials_set(struct chap_credentials *c, const char *user, size_t user_len,
+			 const char *secret, char *err, size_t errlen);
 /* Cross-checks of a whole configuration (RFC 7143 12.1.3). 0 or -1 with err. */
 int chap_config_check(const struct chap_config *cfg, char *err, size_t errlen);
 /* Overwrites every secret. */

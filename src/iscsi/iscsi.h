@@ -48,6 +48,8 @@ _Static_assert(ISCSI_SN_BITMAP > ISCSI_QUEUE_DEPTH, "the bitmap covers the CmdSN
 #define ISCSI_RX_STAGE 65536
 #define ISCSI_SENDTARGETS_MAX 65536
 #define ISCSI_DEFAULT_TPGT 1
+/* RFC 7143 13.9: a TargetPortalGroupTag is a 16-bit number */
+#define ISCSI_TPGT_MAX 65535
 /* initiator names one target's ACL may list (--allow) */
 #define ISCSI_MAX_ALLOW 1024
 
@@ -99,8 +101,28 @@ struct iscsi_portal {
 	struct iscsi_server *srv;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	char text[80];		/* "127.0.0.1:3260", "[::1]:3260" */
+	char text[80];		/* "127.0.0.1:3260", "[::1]:3260,tpg=2": as given to listen */
+	/* RFC 7143 4.4.1: the target portal group the portal belongs to; each
+	 * group is one SCSI target port of every target (SPC-4 5.16) */
+	uint16_t tpgt;
 };
+
+/* SPC-4 5.16.2.4 asymmetric access states of a target port group, as
+ * REPORT TARGET PORT GROUPS codes them. */
+enum iscsi_alua_state {
+	ISCSI_ALUA_ACTIVE_OPTIMIZED = 0x0,
+	ISCSI_ALUA_ACTIVE_NON_OPTIMIZED = 0x1,
+	ISCSI_ALUA_STANDBY = 0x2,
+	ISCSI_ALUA_UNAVAILABLE = 0x3,
+};
+
+/* One target portal group: its tag and its asymmetric access state. */
+struct iscsi_portal_group {
+	uint16_t tpgt;
+	uint8_t state;		/* enum iscsi_alua_state */
+};
+/* a state set for a group with no portal yet is kept for when one comes */
+#define ISCSI_MAX_PORTAL_GROUPS ISCSI_MAX_PORTALS
 
 struct iscsi_config {
 	uint32_t login_timeout_s;	/* a connection must reach full feature phase in this time */
@@ -143,6 +165,14 @@ struct iscsi_server {
 	uint32_t refused_unlogged;
 	uint64_t header_digest_errors;	/* every connection's, since start */
 	uint64_t data_digest_errors;
+	/* ALUA: states set for target portal groups (absent: active/optimized) */
+	struct iscsi_portal_group groups[ISCSI_MAX_PORTAL_GROUPS];
+	size_t ngroups;
+	/* told the group table (every group with a portal, with its state)
+	 * whenever portals or states change: the daemon hands it to the SCSI
+	 * helpers (spt_scsi_set_port_groups) */
+	void (*groups_changed)(void *arg, const struct iscsi_portal_group *groups, size_t n);
+	void *groups_changed_arg;
 };
 
 /* One outstanding R2T. */
@@ -308,6 +338,7 @@ struct iscsi_conn {
 	struct iscsi_target *login_target;
 	bool login_first_done;
 	bool login_sent_tpgt;
+	uint16_t login_tpgt;		/* group of the portal the connection came in on */
 	uint32_t login_pdus;		/* Login Requests taken (ISCSI_LOGIN_PDUS_MAX) */
 	struct chap_exchange chap;	/* security stage, AuthMethod=CHAP */
 
@@ -327,6 +358,9 @@ struct iscsi_session {
 	struct iscsi_session_params params;
 	uint8_t isid[6];
 	uint16_t tsih;
+	/* RFC 7143 4.4.1: the portal group of its connections: with the
+	 * target name, the SCSI target port of its I_T nexus */
+	uint16_t tpgt;
 	uint64_t handle;		/* ITNexusHandle */
 	uint64_t next_task_cookie;
 	uint32_t exp_cmdsn;
@@ -423,5 +457,15 @@ struct iscsi_target *iscsi_target_find(struct iscsi_server *srv, const char *nam
 bool iscsi_target_allows(const struct iscsi_target *t, const char *initiator);
 int iscsi_sendtargets(struct iscsi_conn *conn, const char *what, struct iscsi_text_out *out);
 void iscsi_server_stop(struct iscsi_server *srv);
+/* The target portal group of the portal a connection's local address
+ * belongs to (ISCSI_DEFAULT_TPGT if none matches any more). */
+uint16_t iscsi_portal_tpgt(const struct iscsi_server *srv, const struct sockaddr_storage *local);
+/* Every group with at least one portal, ascending by tag, with its state;
+ * returns how many (at most max). */
+size_t iscsi_portal_groups(const struct iscsi_server *srv, struct iscsi_portal_group *out, size_t max);
+/* Sets a group's asymmetric access state (kept even while the group has
+ * no portal); tells groups_changed. 0 or -1 with err. */
+int iscsi_portal_group_set_state(struct iscsi_server *srv, uint16_t tpgt, uint8_t state, char *err,
+				 size_t errlen);
 
 #endif

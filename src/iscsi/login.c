@@ -108,15 +108,18 @@ static void login_send_text(struct iscsi_conn *conn, uint8_t flags, uint16_t tsi
 	iscsi_tx_queue(conn, tx);
 }
 
+/* The session of one I_T nexus: initiator port (name, ISID) and target
+ * port (target name, portal group). */
 static struct iscsi_session *login_find_session(struct iscsi_server *srv, const char *initiator,
-						const uint8_t isid[6], const struct iscsi_target *t)
+						const uint8_t isid[6], const struct iscsi_target *t,
+						uint16_t tpgt)
 {
 	struct list_node *n, *tmp;
 
 	list_for_each_safe(n, tmp, &srv->sessions) {
 		struct iscsi_session *s = list_entry(n, struct iscsi_session, srv_node);
 
-		if (!s->ending && s->target == t && memcmp(s->isid, isid, 6) == 0 &&
+		if (!s->ending && s->target == t && s->tpgt == tpgt && memcmp(s->isid, isid, 6) == 0 &&
 		    strcmp(s->params.initiator_name, initiator) == 0)
 			return s;
 	}
@@ -153,9 +156,11 @@ static uint16_t login_join_session(struct iscsi_conn *conn)
 
 		if (conn->login_target) {
 			/* RFC 7143 6.3.5: a new session with the I_T nexus of an
-			 * existing one (same initiator name and ISID) replaces it */
+			 * existing one (same initiator name and ISID, same target
+			 * portal group) replaces it; through another group it is
+			 * another I_T nexus (a second path) and both stay */
 			s = login_find_session(srv, conn->login_sp.initiator_name, conn->login_isid,
-					       conn->login_target);
+					       conn->login_target, conn->login_tpgt);
 			if (s) {
 				log_info("session 0x%04x of %s reinstated", s->tsih,
 					 s->params.initiator_name);
@@ -183,12 +188,17 @@ static uint16_t login_join_session(struct iscsi_conn *conn)
 		s->exp_cmdsn = conn->login_cmdsn;
 		s->max_cmdsn = conn->login_cmdsn + s->queue_depth - 1;
 		s->reinstated = reinstated;
+		s->tpgt = conn->login_tpgt;
 	} else {
 		s = login_find_tsih(srv, conn->login_tsih);
 		/* RFC 7143 4.4.1, 11.12.6: a TSIH names the session of one I_T
 		 * nexus: this initiator name and ISID, to this target */
 		if (!s || s->target != conn->login_target || memcmp(s->isid, conn->login_isid, 6) != 0 ||
 		    strcmp(s->params.initiator_name, conn->login_sp.initiator_name) != 0)
+			return ISCSI_LOGIN_SESSION_DOES_NOT_EXIST;
+		/* RFC 7143 4.4.1: the connections of a session are all in one
+		 * target portal group; in another group the session does not exist */
+		if (s->target && s->tpgt != conn->login_tpgt)
 			return ISCSI_LOGIN_SESSION_DOES_NOT_EXIST;
 		/* a connection joins a session only as the CHAP user the session was opened as */
 		if (strcmp(s->chap_user, login_chap_user(conn)) != 0)
@@ -226,6 +236,8 @@ static uint16_t login_first_request(struct iscsi_conn *conn, struct iscsi_text_o
 	/* RFC 7143 13.5.1: InitiatorName MUST be sent in the first request */
 	if (!sp->initiator_name[0])
 		return ISCSI_LOGIN_MISSING_PARAMETER;
+	/* the portal group is that of the portal the connection came in on */
+	conn->login_tpgt = iscsi_portal_tpgt(conn->srv, &conn->local);
 	if (sp->session_type == ISCSI_SESSION_DISCOVERY)
 		return ISCSI_LOGIN_OK;
 	/* RFC 7143 13.4: TargetName is required for a normal session */
@@ -243,7 +255,7 @@ static uint16_t login_first_request(struct iscsi_conn *conn, struct iscsi_text_o
 	 * first login response of a normal session */
 	char tag[8];
 
-	snprintf(tag, sizeof(tag), "%u", conn->login_target->tpgt);
+	snprintf(tag, sizeof(tag), "%u", conn->login_tpgt);
 	iscsi_text_append(out, "TargetPortalGroupTag", tag);
 	return ISCSI_LOGIN_OK;
 }

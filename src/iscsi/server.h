@@ -31,9 +31,11 @@ int iscsi_target_set_allow(struct iscsi_server *srv, struct iscsi_target *t,
  * command. */
 int iscsi_target_add_lun(struct iscsi_server *srv, struct iscsi_target *t, const struct spt_lun *l,
 			 char *err, size_t errlen);
-/* Closes and removes a LUN; refused while the target has sessions. */
+/* Closes and removes a LUN; refused while the target has sessions, unless
+ * force (then only while commands are in flight); the sessions get
+ * REPORTED LUNS DATA HAS CHANGED. */
 int iscsi_target_remove_lun(struct iscsi_server *srv, struct iscsi_target *t, uint64_t lun,
-			    char *err, size_t errlen);
+			    bool force, char *err, size_t errlen);
 /* Closes and frees a target; refused while it has sessions or logins. */
 int iscsi_server_remove_target(struct iscsi_server *srv, struct iscsi_target *t, char *err,
 			       size_t errlen);

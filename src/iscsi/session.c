@@ -49,6 +49,8 @@ struct iscsi_session *iscsi_session_new(struct iscsi_server *srv, struct iscsi_t
 		return NULL;
 	s->srv = srv;
 	s->target = t;
+	/* login.c sets the group of the portal the login came through */
+	s->tpgt = t ? t->tpgt : 0;
 	s->params = *sp;
 	s->queue_depth = iscsi_cfg_queue_depth(&srv->cfg);
 	s->buf_budget = (uint64_t)srv->cfg.max_session_buffer_mib << 20;
@@ -78,7 +80,7 @@ static void session_itnexus(const struct iscsi_session *s, char *out, size_t len
 {
 	snprintf(out, len, "%s,i,0x%02x%02x%02x%02x%02x%02x,%s,t,0x%04x", s->params.initiator_name,
 		 s->isid[0], s->isid[1], s->isid[2], s->isid[3], s->isid[4], s->isid[5],
-		 s->target ? s->target->name : "", s->target ? s->target->tpgt : 0);
+		 s->target ? s->target->name : "", s->target ? s->tpgt : 0);
 }
 
 void iscsi_session_attach(struct iscsi_session *s, struct iscsi_conn *conn)

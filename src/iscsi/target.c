@@ -176,18 +176,76 @@ static void portal_accept(struct ev_handler *h, uint32_t events)
 	}
 }
 
-int iscsi_server_listen(struct iscsi_server *srv, const char *spec, char *err, size_t errlen)
+/* Tells the daemon the group table after portals or states changed. */
+static void portal_groups_changed(struct iscsi_server *srv)
 {
-	char host[256];
+	struct iscsi_portal_group g[ISCSI_MAX_PORTAL_GROUPS];
+	size_t n;
+
+	if (!srv->groups_changed)
+		return;
+	n = iscsi_portal_groups(srv, g, ISCSI_MAX_PORTAL_GROUPS);
+	srv->groups_changed(srv->groups_changed_arg, g, n);
+}
+
+/*
+ * Splits "ADDR:PORT[,tpg=N]" into the address part and the group. RFC 7143
+ * 13.9: a TargetPortalGroupTag is 0..65535; 0 is kept out because SPC-4
+ * 7.8.6.7 reserves relative target port identifier 0, and the tag is used as
+ * that identifier.
+ */
+static int portal_spec_split(const char *spec, char *addr, size_t addrlen, uint16_t *tpgt, char *err,
+			     size_t errlen)
+{
+	const char *comma = strchr(spec, ',');
+	size_t alen = comma ? (size_t)(comma - spec) : strlen(spec);
+
+	*tpgt = ISCSI_DEFAULT_TPGT;
+	if (alen >= addrlen) {
+		snprintf(err, errlen, "bad portal '%s': address too long", spec);
+		return -1;
+	}
+	memcpy(addr, spec, alen);
+	addr[alen] = '\0';
+	if (!comma)
+		return 0;
+	char *endp;
+	long v;
+
+	if (strncmp(comma + 1, "tpg=", 4) != 0 || !comma[5]) {
+		snprintf(err, errlen, "bad portal '%s': expected ADDR:PORT[,tpg=N]", spec);
+		return -1;
+	}
+	errno = 0;
+	v = strtol(comma + 5, &endp, 10);
+	if (errno || *endp || v < 1 || v > ISCSI_TPGT_MAX) {
+		snprintf(err, errlen, "bad portal '%s': tpg must be 1..%d", spec, ISCSI_TPGT_MAX);
+		return -1;
+	}
+	*tpgt = (uint16_t)v;
+	return 0;
+}
+
+int iscsi_server_listen(struct iscsi_server *srv, const char *full_spec, char *err, size_t errlen)
+{
+	char host[256], spec[128];
 	const char *port;
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
 	struct addrinfo *ai = NULL;
 	int fd = -1, one = 1, rc;
+	uint16_t tpgt;
 
 	if (srv->nportals == ISCSI_MAX_PORTALS) {
 		snprintf(err, errlen, "too many portals (at most %d)", ISCSI_MAX_PORTALS);
 		return -1;
 	}
+	if (strlen(full_spec) >= sizeof(srv->portals[0].text)) {
+		snprintf(err, errlen, "bad portal '%s': longer than %zu bytes", full_spec,
+			 sizeof(srv->portals[0].text) - 1);
+		return -1;
+	}
+	if (portal_spec_split(full_spec, spec, sizeof(spec), &tpgt, err, errlen) < 0)
+		return -1;
 	if (spec[0] == '[') {
 		const char *end = strchr(spec, ']');
 
@@ -234,7 +292,8 @@ int iscsi_server_listen(struct iscsi_server *srv, const char *spec, char *err, s
 	memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
 	p->addrlen = ai->ai_addrlen;
 	p->srv = srv;
-	snprintf(p->text, sizeof(p->text), "%s", spec);
+	p->tpgt = tpgt;
+	snprintf(p->text, sizeof(p->text), "%s", full_spec);
 	p->h.fd = fd;
 	p->h.cb = portal_accept;
 	p->h.arg = p;
@@ -242,7 +301,8 @@ int iscsi_server_listen(struct iscsi_server *srv, const char *spec, char *err, s
 		goto fail;
 	srv->nportals++;
 	freeaddrinfo(ai);
-	log_info("listening on %s", spec);
+	log_info("listening on %s (target portal group %u)", spec, tpgt);
+	portal_groups_changed(srv);
 	return 0;
 fail:
 	snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
@@ -320,7 +380,8 @@ int iscsi_sendtargets(struct iscsi_conn *conn, const char *what, struct iscsi_te
 			} else {
 				format_addr(&po->addr, addr_port(&po->addr), addr, sizeof(addr));
 			}
-			snprintf(val, sizeof(val), "%s,%u", addr, t->tpgt);
+			/* RFC 7143 appendix C: each address with the tag of its own portal group */
+			snprintf(val, sizeof(val), "%s,%u", addr, po->tpgt);
 			iscsi_text_append(out, "TargetAddress", val);
 		}
 	}
@@ -484,8 +545,23 @@ int iscsi_target_add_lun(struct iscsi_server *srv, struct iscsi_target *t, const
 	return 0;
 }
 
+/* Commands the target's sessions hold (tasks point into its LUN map). */
+static size_t target_tasks(const struct iscsi_server *srv, const struct iscsi_target *t)
+{
+	struct list_node *n;
+	size_t count = 0;
+
+	list_for_each(n, &srv->sessions) {
+		const struct iscsi_session *s = list_entry(n, struct iscsi_session, srv_node);
+
+		if (s->target == t)
+			count += (size_t)s->ntasks;
+	}
+	return count;
+}
+
 int iscsi_target_remove_lun(struct iscsi_server *srv, struct iscsi_target *t, uint64_t lun,
-			    char *err, size_t errlen)
+			    bool force, char *err, size_t errlen)
 {
 	struct spt_lun *l = (struct spt_lun *)spt_lun_find(&t->luns, lun);
 	size_t i;
@@ -494,9 +570,16 @@ int iscsi_target_remove_lun(struct iscsi_server *srv, struct iscsi_target *t, ui
 		snprintf(err, errlen, "target %s has no LUN %llu", t->name, (unsigned long long)lun);
 		return -1;
 	}
-	if (target_busy(srv, t)) {
-		snprintf(err, errlen, "target %s has sessions: LUN %llu is in use", t->name,
-			 (unsigned long long)lun);
+	if (!force && target_busy(srv, t)) {
+		snprintf(err, errlen, "target %s has sessions: LUN %llu is in use (force to remove it "
+			 "anyway)", t->name, (unsigned long long)lun);
+		return -1;
+	}
+	/* forced: the sessions stay and get REPORTED LUNS DATA HAS CHANGED,
+	 * but no command may be in flight (tasks point into the map) */
+	if (target_tasks(srv, t)) {
+		snprintf(err, errlen, "target %s has %zu command(s) in flight; try again", t->name,
+			 target_tasks(srv, t));
 		return -1;
 	}
 	if (l->ops->close)
@@ -553,5 +636,100 @@ int iscsi_server_unlisten(struct iscsi_server *srv, const char *spec)
 		srv->portals[j].h.arg = &srv->portals[j];
 		ev_mod(srv->loop, &srv->portals[j].h, EPOLLIN);
 	}
+	portal_groups_changed(srv);
+	return 0;
+}
+
+/* ---- target portal groups and their ALUA states ---- */
+
+static bool portal_addr_matches(const struct iscsi_portal *p, const struct sockaddr_storage *local)
+{
+	if (p->addr.ss_family != local->ss_family || addr_port(&p->addr) != addr_port(local))
+		return false;
+	if (addr_is_any(&p->addr))
+		return true;
+	if (local->ss_family == AF_INET6)
+		return IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)&p->addr)->sin6_addr,
+					  &((const struct sockaddr_in6 *)local)->sin6_addr);
+	return ((const struct sockaddr_in *)&p->addr)->sin_addr.s_addr ==
+	       ((const struct sockaddr_in *)local)->sin_addr.s_addr;
+}
+
+uint16_t iscsi_portal_tpgt(const struct iscsi_server *srv, const struct sockaddr_storage *local)
+{
+	const struct iscsi_portal *wild = NULL;
+
+	/* an exact address wins over a wildcard portal on the same port */
+	for (size_t i = 0; i < srv->nportals; i++) {
+		const struct iscsi_portal *p = &srv->portals[i];
+
+		if (!portal_addr_matches(p, local))
+			continue;
+		if (!addr_is_any(&p->addr))
+			return p->tpgt;
+		if (!wild)
+			wild = p;
+	}
+	return wild ? wild->tpgt : ISCSI_DEFAULT_TPGT;
+}
+
+static const struct iscsi_portal_group *portal_group_find(const struct iscsi_server *srv,
+							  uint16_t tpgt)
+{
+	for (size_t i = 0; i < srv->ngroups; i++)
+		if (srv->groups[i].tpgt == tpgt)
+			return &srv->groups[i];
+	return NULL;
+}
+
+size_t iscsi_portal_groups(const struct iscsi_server *srv, struct iscsi_portal_group *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < srv->nportals; i++) {
+		uint16_t tpgt = srv->portals[i].tpgt;
+		const struct iscsi_portal_group *set = portal_group_find(srv, tpgt);
+		size_t k;
+
+		for (k = 0; k < n && out[k].tpgt != tpgt; k++)
+			;
+		if (k < n || n == max)
+			continue;
+		/* ascending by tag: insertion sort, the table is small */
+		for (k = n; k > 0 && out[k - 1].tpgt > tpgt; k--)
+			out[k] = out[k - 1];
+		out[k].tpgt = tpgt;
+		out[k].state = set ? set->state : ISCSI_ALUA_ACTIVE_OPTIMIZED;
+		n++;
+	}
+	return n;
+}
+
+int iscsi_portal_group_set_state(struct iscsi_server *srv, uint16_t tpgt, uint8_t state, char *err,
+				 size_t errlen)
+{
+	struct iscsi_portal_group *g = (struct iscsi_portal_group *)portal_group_find(srv, tpgt);
+
+	/* SPC-4 7.8.6.7: the tag is the relative port identifier, 0 is reserved */
+	if (tpgt < 1) {
+		snprintf(err, errlen, "target portal group %u: must be 1..%d", tpgt, ISCSI_TPGT_MAX);
+		return -1;
+	}
+	/* SPC-4 5.16.2.4: the four states of a group with one port each */
+	if (state > ISCSI_ALUA_UNAVAILABLE) {
+		snprintf(err, errlen, "asymmetric access state %u is not one sptd supports", state);
+		return -1;
+	}
+	if (!g) {
+		if (srv->ngroups == ISCSI_MAX_PORTAL_GROUPS) {
+			snprintf(err, errlen, "at most %d target portal groups", ISCSI_MAX_PORTAL_GROUPS);
+			return -1;
+		}
+		g = &srv->groups[srv->ngroups++];
+		g->tpgt = tpgt;
+	}
+	log_info("target portal group %u: asymmetric access state %u (was %u)", tpgt, state, g->state);
+	g->state = state;
+	portal_groups_changed(srv);
 	return 0;
 }

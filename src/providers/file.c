@@ -886,6 +886,40 @@ struct spt_bdev *file_lun_bdev(const struct spt_lun *lun)
 }
 
 /* For `sptctl lun list`: the geometry as served now (a resize changes it). */
+/* A regular file grows (sparse); shrinking would drop data that initiators
+ * wrote, and a block device's size is the device's. */
+static int file_resize(void *ctx, uint64_t bytes, char *err, size_t errlen)
+{
+	struct file_lun *lun = ctx;
+
+	if (lun->is_blockdev) {
+		snprintf(err, errlen, "%s is a block device: resize the device itself", lun->path);
+		return -1;
+	}
+	if (lun->bdev.read_only) {
+		snprintf(err, errlen, "%s is read-only", lun->path);
+		return -1;
+	}
+	if (bytes % lun->bdev.block_size || bytes == 0) {
+		snprintf(err, errlen, "%" PRIu64 " is not a non-zero multiple of the block size %u", bytes,
+			 lun->bdev.block_size);
+		return -1;
+	}
+	if (bytes < lun->size) {
+		snprintf(err, errlen, "%s: shrinking from %" PRIu64 " to %" PRIu64 " bytes would drop data; "
+			 "only growing is allowed", lun->path, lun->size, bytes);
+		return -1;
+	}
+	if (ftruncate(lun->fd, (off_t)bytes) < 0) {
+		snprintf(err, errlen, "%s: %s", lun->path, strerror(errno));
+		return -1;
+	}
+	lun->size = bytes;
+	spt_bdev_set_capacity(&lun->bdev, bytes / lun->bdev.block_size);
+	log_info("file %s: resized to %" PRIu64 " bytes", lun->path, bytes);
+	return 0;
+}
+
 static void file_status(void *ctx, struct spt_lun_status *st)
 {
 	const struct file_lun *lun = ctx;
@@ -1180,6 +1214,7 @@ int file_lun_open(struct ev_loop *loop, const struct file_lun_config *cfg, uint6
 	out->ops = &file_provider_ops;
 	out->ctx = lun;
 	out->status = file_status;
+	out->resize = file_resize;
 	ret = snprintf(out->desc, sizeof(out->desc), "%s:%s (%" PRIu64 " x %u)%s",
 		       lun->is_blockdev ? "blockdev" : "file", cfg->path, lun->bdev.num_blocks,
 		       lun->bdev.block_size, cfg->read_only ? " ro" : "");

@@ -232,6 +232,29 @@ static void ram_status(void *ctx, struct spt_lun_status *st)
 	st->read_only = false;
 }
 
+/* Grows in place when the mapping can (mremap may move it: every access
+ * goes through rd->mem, and the I/O is synchronous); never shrinks. */
+static int ram_resize(void *ctx, uint64_t bytes, char *err, size_t errlen)
+{
+	struct ram_disk *rd = ctx;
+	void *p;
+
+	if (bytes % rd->bdev.block_size || bytes < rd->size || bytes > RAM_SIZE_MAX) {
+		snprintf(err, errlen, "%" PRIu64 ": a RAM LUN only grows, by whole blocks, up to %llu bytes",
+			 bytes, (unsigned long long)RAM_SIZE_MAX);
+		return -1;
+	}
+	p = mremap(rd->mem, rd->size, bytes, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "mremap: %s", strerror(errno));
+		return -1;
+	}
+	rd->mem = p;
+	rd->size = bytes;
+	spt_bdev_set_capacity(&rd->bdev, bytes / rd->bdev.block_size);
+	return 0;
+}
+
 static const struct spt_provider_ops ram_provider_ops = {
 	.name = "ram",
 	.session_start = ram_session_start,
@@ -269,6 +292,7 @@ int ram_lun_open(uint64_t size, uint32_t block_size, uint64_t lun_no, const char
 	out->ops = &ram_provider_ops;
 	out->ctx = rd;
 	out->status = ram_status;
+	out->resize = ram_resize;
 	snprintf(out->desc, sizeof(out->desc), "ram (%" PRIu64 " x %u)", rd->bdev.num_blocks, block_size);
 	return 0;
 }

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "scsi/spc.h"
+#include "scsi/alua.h"
 #include "scsi/pr.h"
 #include "scsi/xcopy.h"
 
@@ -1757,6 +1758,12 @@ void spt_bdev_execute(struct spt_bdev *bdev, struct spt_cmd *cmd)
 	if (first) {
 		/* SAM-5 unit attention condition: a pending one ends the command */
 		if (spc_report_unit_attention(bdev, cmd)) {
+			spt_cmd_complete(cmd);
+			return;
+		}
+		/* SPC-4 5.16.2.4: a target port group in standby or unavailable
+		 * serves only some commands (alua.c) */
+		if (alua_check(bdev, cmd)) {
 			spt_cmd_complete(cmd);
 			return;
 		}

@@ -11,8 +11,10 @@
  * MODE SELECT, atomics for the flags every command reads.
  */
 #include "scsi/spc.h"
+#include "scsi/alua.h"
 #include "scsi/pr.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -48,6 +50,7 @@ enum {
 	OP_MAINTENANCE_IN = 0xa3,
 };
 #define SA_REPORT_SUPPORTED_OPCODES 0x0c
+#define SA_REPORT_TARGET_PORT_GROUPS 0x0a
 
 /* Additional sense codes (SPC-4 Annex D). */
 #define ASC_NO_ADDITIONAL 0x00
@@ -109,6 +112,7 @@ struct spc_ua {
 /* One I_T nexus that can reach the LU. */
 struct spc_nexus {
 	uint64_t handle;		/* the session's ITNexusHandle */
+	uint16_t tpgt;			/* its target port (alua.c), 0 if not named */
 	bool prevent;			/* PREVENT ALLOW MEDIUM REMOVAL state */
 	unsigned ua_count;
 	struct spc_ua ua[SPC_UA_QUEUE_MAX];	/* oldest first */
@@ -407,6 +411,12 @@ int spt_bdev_init(struct spt_bdev *bdev)
 		if (ret < 0)
 			spt_bdev_fini(bdev);
 	}
+	/* SPC-4 5.16: target port group state changes reach its nexuses */
+	if (ret == 0) {
+		ret = alua_lu_register(bdev);
+		if (ret < 0)
+			spt_bdev_fini(bdev);
+	}
 out:
 	return ret;
 }
@@ -433,7 +443,8 @@ void spt_bdev_fini(struct spt_bdev *bdev)
 
 	if (!st)
 		return;
-	/* out of the registry first: no copy of another LU reaches it after */
+	/* out of the registries first: no copy of another LU reaches it after */
+	alua_lu_unregister(bdev);
 	xcopy_lu_unregister(st->xcopy);
 	sbc_ranges_free(st->ranges);
 	pr_state_destroy(st->pr);
@@ -441,6 +452,48 @@ void spt_bdev_fini(struct spt_bdev *bdev)
 	free(st->nexus);
 	free(st);
 	bdev->state = NULL;
+}
+
+/*
+ * The target port of an ITNexus "<initiator>,i,0x<isid>,<target>,t,0x<tpgt>"
+ * (RFC 7143 / SPC-4 7.6.4.6 port names): its TPGT, 0 if there is none.
+ */
+static uint16_t spc_itnexus_tpgt(const char *itnexus)
+{
+	char buf[SPT_ITNEXUS_MAX + 1];
+	size_t len = strnlen(itnexus, SPT_ITNEXUS_MAX);
+	const char *t = NULL;
+	char *end;
+	unsigned long v;
+
+	/* the field may fill its SPT_ITNEXUS_MAX bytes without a NUL */
+	memcpy(buf, itnexus, len);
+	buf[len] = '\0';
+	for (const char *p = buf; (p = strstr(p, ",t,0x")) != NULL; p++)
+		t = p;
+	/* RFC 7143 13.9: a 16-bit tag in hex, ending the string */
+	if (!t || !isxdigit((unsigned char)t[5]))
+		return 0;
+	v = strtoul(t + 5, &end, 16);
+	if (*end || v > 0xffff)
+		return 0;
+	return (uint16_t)v;
+}
+
+uint16_t spc_nexus_tpgt(const struct spt_bdev *bdev, uint64_t handle)
+{
+	struct spt_bdev_state *st = bdev->state;
+	struct spc_nexus *n;
+	uint16_t tpgt = 0;
+
+	if (!st)
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	n = spc_nexus_find(st, handle);
+	if (n)
+		tpgt = n->tpgt;
+	pthread_mutex_unlock(&st->lock);
+	return tpgt;
 }
 
 void spt_bdev_session_start(struct spt_bdev *bdev, const struct spt_session_start *ss)
@@ -454,6 +507,8 @@ void spt_bdev_session_start(struct spt_bdev *bdev, const struct spt_session_star
 	n = spc_nexus_find(st, ss->itnexus_handle);
 	if (!n) {
 		n = spc_nexus_add(st, ss->itnexus_handle);
+		if (n)
+			n->tpgt = spc_itnexus_tpgt(ss->itnexus);
 		/* SAM-5 6.3.4: a reinstated session means the previous I_T
 		 * nexus was lost; the initiator learns it on the new one. A
 		 * brand-new nexus gets no unit attention (nothing happened
@@ -1080,7 +1135,12 @@ bool spc_execute(struct spt_bdev *bdev, struct spt_cmd *cmd)
 		pr_persistent_reserve_out(bdev, cmd);
 		break;
 	case OP_MAINTENANCE_IN:
-		/* SPC-4 6.35: the only MAINTENANCE IN service action here. */
+		/* SPC-4 6.36: REPORT TARGET PORT GROUPS (alua.c) */
+		if ((cdb[1] & 0x1f) == SA_REPORT_TARGET_PORT_GROUPS) {
+			alua_report_target_port_groups(bdev, cmd);
+			break;
+		}
+		/* SPC-4 6.35: REPORT SUPPORTED OPERATION CODES */
 		if ((cdb[1] & 0x1f) != SA_REPORT_SUPPORTED_OPCODES) {
 			spc_invalid_field_in_cdb(bdev, cmd, 1, 4);
 			break;

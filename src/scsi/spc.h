@@ -24,6 +24,9 @@ bool spc_report_unit_attention(struct spt_bdev *bdev, struct spt_cmd *cmd);
 void spc_unit_attention_all(struct spt_bdev *bdev, uint64_t except, uint8_t asc, uint8_t ascq);
 /* Queues a unit attention for one I_T nexus (ITNexusHandle), if known. */
 void spc_unit_attention_nexus(struct spt_bdev *bdev, uint64_t handle, uint8_t asc, uint8_t ascq);
+/* The TPGT in the SESSION_START of an I_T nexus (its target port, alua.c),
+ * 0 if unknown. */
+uint16_t spc_nexus_tpgt(const struct spt_bdev *bdev, uint64_t handle);
 /* The LU's reservation state (pr.c), NULL before spt_bdev_init(). */
 struct pr_state *spc_pr_state(const struct spt_bdev *bdev);
 

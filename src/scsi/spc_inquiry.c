@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "scsi/alua.h"
 #include "scsi/xcopy.h"
 
 #define INQ_STD_LEN 96			/* through the reserved bytes 74..95 */
@@ -23,6 +24,7 @@
 #define INQ_RESPONSE_FORMAT 0x02
 #define INQ_CMDQUE 0x02
 #define INQ_3PC 0x08			/* byte 5: third-party copy (EXTENDED COPY) */
+#define INQ_TPGS_IMPLICIT 0x10		/* byte 5: TPGS 01b, implicit ALUA (alua.c) */
 #define INQ_VERSION_DESC_OFF 58
 
 /* SPC-4 Table 146 version descriptors. */
@@ -57,6 +59,7 @@ static const uint8_t inq_vpd_pages[] = {
 #define DESIG_TYPE_T10 0x1
 #define DESIG_TYPE_NAA 0x3
 #define DESIG_TYPE_REL_PORT 0x4
+#define DESIG_TYPE_PORT_GROUP 0x5
 #define DESIG_TYPE_SCSI_NAME 0x8
 #define DESIG_PROTO_ISCSI 0x50		/* protocol identifier 5h, upper nibble */
 #define DESIG_SCSI_NAME_MAX 256		/* SPC-4 7.8.6.11 */
@@ -105,8 +108,9 @@ static void inq_standard(struct spt_bdev *bdev, struct spt_cmd *cmd, uint32_t al
 	d[3] = INQ_HISUP | INQ_RESPONSE_FORMAT;
 	d[4] = INQ_STD_LEN - 5;
 	/* SPC-4 6.6.2: 3PC, the LU has a copy manager (EXTENDED COPY, xcopy.c);
-	 * no TPGS, no PROTECT */
-	d[5] = INQ_3PC;
+	 * SPC-4 5.16.2.1: TPGS 01b, only implicit asymmetric access state
+	 * transitions (no SET TARGET PORT GROUPS); no PROTECT */
+	d[5] = INQ_3PC | INQ_TPGS_IMPLICIT;
 	d[7] = INQ_CMDQUE;
 	inq_ascii(&d[8], bdev->vendor, SPT_VENDOR_LEN);
 	inq_ascii(&d[16], bdev->product, SPT_PRODUCT_LEN);
@@ -128,14 +132,20 @@ static uint32_t inq_designator(uint8_t *out, uint8_t code_set, uint8_t assoc_typ
 	return DESIG_HEADER + len;
 }
 
-/* SPC-4 7.8.6: Device Identification. Returns the page length. */
-static uint32_t inq_device_id(const struct spt_bdev *bdev, uint8_t *p)
+/*
+ * SPC-4 7.8.6: Device Identification, as seen through the I_T nexus
+ * `handle`: the LU designators are the same on every path, the port ones
+ * (relative target port, target port group) those of the nexus's port.
+ * Returns the page length.
+ */
+static uint32_t inq_device_id(const struct spt_bdev *bdev, uint64_t handle, uint8_t *p)
 {
 	uint8_t id[DESIG_SCSI_NAME_MAX];
 	uint32_t pos = INQ_VPD_HEADER;
 	size_t serial_len = strnlen(bdev->serial, SPT_SERIAL_MAX);
 	size_t name_len = strnlen(bdev->target_name, sizeof(bdev->target_name) - 1);
-	uint16_t port = bdev->relative_port;
+	/* alua.c: the TPGT is both the relative port and the group identifier */
+	uint16_t port = alua_nexus_port(bdev, handle);
 
 	/* SPC-4 7.8.6.6 NAA: the LU's world-wide name. */
 	spt_put_be64(id, bdev->naa);
@@ -149,9 +159,16 @@ static uint32_t inq_device_id(const struct spt_bdev *bdev, uint8_t *p)
 
 	/* SPC-4 7.8.6.7: relative target port; 0 is reserved, port A is 1. */
 	memset(id, 0, 4);
-	spt_put_be16(&id[2], port ? port : 1);
+	spt_put_be16(&id[2], port);
 	pos += inq_designator(&p[pos], DESIG_PROTO_ISCSI | DESIG_CODE_BINARY,
 			      DESIG_PIV | DESIG_ASSOC_PORT | DESIG_TYPE_REL_PORT, id, 4);
+
+	/* SPC-4 7.8.6.8: target port group of that port (REPORT TARGET PORT
+	 * GROUPS names it so) */
+	memset(id, 0, 4);
+	spt_put_be16(&id[2], port);
+	pos += inq_designator(&p[pos], DESIG_CODE_BINARY, DESIG_ASSOC_PORT | DESIG_TYPE_PORT_GROUP,
+			      id, 4);
 
 	/* SPC-4 7.8.6.11: SCSI name string, null-terminated, padded with
 	 * nulls to a multiple of four bytes. */
@@ -214,7 +231,7 @@ static void inq_vpd(struct spt_bdev *bdev, struct spt_cmd *cmd, uint8_t page, ui
 		break;
 	}
 	case VPD_DEVICE_ID:
-		len = inq_device_id(bdev, p);
+		len = inq_device_id(bdev, cmd->req.session_cookie, p);
 		break;
 	case VPD_THIRD_PARTY_COPY:
 		/* SPC-4 7.8.17: the copy manager's commands, descriptors and limits */

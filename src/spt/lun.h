@@ -48,6 +48,9 @@ struct spt_lun {
 	char desc[SPT_LUN_DESC_MAX];		/* for logs: "file:/path (2097152 x 512)" */
 	/* fills *st for the control plane; NULL: only desc is known */
 	void (*status)(void *ctx, struct spt_lun_status *st);
+	/* new size in bytes (every I_T nexus then gets CAPACITY DATA HAS
+	 * CHANGED); NULL: the provider cannot resize. 0, or -1 with err */
+	int (*resize)(void *ctx, uint64_t bytes, char *err, size_t errlen);
 	/* ---- statistics (issue 7): kept by src/iscsi/stats.c ---- */
 	struct spt_lun_stats stats;
 };

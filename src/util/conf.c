@@ -629,3 +629,58 @@ void conf_free(struct conf *c)
 	free(c->targets);
 	memset(c, 0, sizeof(*c));
 }
+
+static int conf_dup_str(struct conf_str *dst, const struct conf_str *src)
+{
+	dst->line = src->line;
+	return src->value ? conf_set_str(dst, src->value) : 0;
+}
+
+int conf_dup(const struct conf *src, struct conf *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	if ((src->file && !(dst->file = strdup(src->file))) ||
+	    conf_dup_str(&dst->log_level, &src->log_level) < 0 ||
+	    conf_dup_str(&dst->control, &src->control) < 0 ||
+	    conf_dup_str(&dst->provider_socket, &src->provider_socket) < 0 ||
+	    conf_dup_str(&dst->metrics, &src->metrics) < 0 ||
+	    conf_dup_str(&dst->chap.user, &src->chap.user) < 0 ||
+	    conf_dup_str(&dst->chap.secret, &src->chap.secret) < 0 ||
+	    conf_dup_str(&dst->mutual_chap.user, &src->mutual_chap.user) < 0 ||
+	    conf_dup_str(&dst->mutual_chap.secret, &src->mutual_chap.secret) < 0 ||
+	    conf_dup_str(&dst->discovery_chap.user, &src->discovery_chap.user) < 0 ||
+	    conf_dup_str(&dst->discovery_chap.secret, &src->discovery_chap.secret) < 0)
+		goto fail;
+	for (size_t i = 0; i < src->nportals; i++)
+		if (conf_add_portal(dst, src->portals[i].value) < 0)
+			goto fail;
+	for (size_t i = 0; i < src->nknobs; i++)
+		if (conf_add_knob(dst, src->knobs[i].name, src->knobs[i].value) < 0)
+			goto fail;
+	for (size_t i = 0; i < src->ntargets; i++) {
+		const struct conf_target *st = &src->targets[i];
+		struct conf_target *t = conf_add_target(dst, st->name.value);
+
+		if (!t)
+			goto fail;
+		for (size_t j = 0; j < st->nallow; j++)
+			if (conf_add_allow(t, st->allow[j].value) < 0)
+				goto fail;
+		for (size_t j = 0; j < st->nluns; j++) {
+			const struct conf_lun *sl = &st->luns[j];
+			struct conf_lun *l = conf_add_lun(t, sl->lun);
+
+			if (!l || conf_dup_str(&l->path, &sl->path) < 0 || conf_dup_str(&l->ram, &sl->ram) < 0 ||
+			    conf_dup_str(&l->provider, &sl->provider) < 0 ||
+			    conf_dup_str(&l->size, &sl->size) < 0)
+				goto fail;
+			l->line = sl->line;
+			l->block_size = sl->block_size;
+			l->read_only = sl->read_only;
+		}
+	}
+	return 0;
+fail:
+	conf_free(dst);
+	return -1;
+}

@@ -92,6 +92,8 @@ int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 int conf_save(const struct conf *c, const char *path, char *err, size_t errlen);
 
 void conf_free(struct conf *c);
+/* A deep copy; 0, or -1 (memory) with *dst empty. */
+int conf_dup(const struct conf *src, struct conf *dst);
 /* Frees one set of CHAP credentials (secret wiped). */
 void conf_free_chap(struct conf_chap *ch);
 

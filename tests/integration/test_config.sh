@@ -128,8 +128,8 @@ else
 	fail "a new session sees LUN 1"
 fi
 expect_eq "the sessions of A and B survived the reload" "$(handle_of "$INI_A") $(handle_of "$INI_B")" "$HA $HB"
-grep -q "re-read: 2 " "$DIR/sptd.log" && pass "the log says 2 changes were applied" ||
-	{ fail "the log says 2 changes were applied"; spt_show "$DIR/sptd.log" 10; }
+grep -q "spt.conf: [1-9][0-9]* target/LUN" "$DIR/sptd.log" && pass "the log says what changed" ||
+	{ fail "the log says what changed"; spt_show "$DIR/sptd.log" 10; }
 
 # the raw initiator: an existing session gets REPORTED LUNS DATA HAS CHANGED once
 cat >"$DIR/ua.py" <<'EOF'
@@ -204,6 +204,73 @@ check "B still can" iscsi-inq -i "$INI_B" "$(url $T0 0)"
 spt_kill_pid "$PERF_A" TERM
 spt_kill_pid "$PERF_B" TERM
 SPT_PID=$DPID
+
+# ---- live changes through sptctl ----
+T2=iqn.2026-11.org.spt:live
+check "sptctl target add" ctl target add "$T2"
+check "sptctl lun add (a file)" ctl lun add "$T2" 0 "$DIR/live.img,size=16M"
+check "sptctl lun add (ram)" ctl lun add "$T2" 4 ram:8M
+check "iscsi-inq logs in to the target added at run time" iscsi-inq "$(url $T2 0)"
+check_fails "a second target of the same name is refused" ctl target add "$T2"
+check_fails "a LUN number in use is refused" ctl lun add "$T2" 0 ram:1M
+check_fails "a relative path is refused by sptctl" ctl lun add "$T2" 9 live2.img,size=1M
+# resize while an initiator is connected: CAPACITY DATA HAS CHANGED, then the new size
+cat >"$DIR/resize.py" <<'EOF'
+import struct, sys
+sys.path.insert(0, sys.argv[1])
+import spt_iscsi as si
+s = si.Session("127.0.0.1", int(sys.argv[2]), sys.argv[3])
+s.login()
+st, data, _ = s.scsi(si.cdb_read_capacity10(), lun=0, read_len=8)
+print("BEFORE %d" % ((struct.unpack(">I", data[:4])[0] + 1) * 512), flush=True)
+sys.stdin.readline()
+st, _, sense = s.scsi(si.CDB_TEST_UNIT_READY, lun=0)
+print("UA %d %s" % (st, sense[:14].hex()), flush=True)
+st, data, _ = s.scsi(si.cdb_read_capacity10(), lun=0, read_len=8)
+print("AFTER %d %d" % (st, (struct.unpack(">I", data[:4])[0] + 1) * 512), flush=True)
+s.logout()
+EOF
+coproc RS { python3 "$DIR/resize.py" "$SPT_ROOT/tests/integration" "$PORT" "$T2" 2>&1; }
+read -r -t 10 before <&"${RS[0]}"
+check "sptctl lun resize while an initiator is connected" ctl lun resize "$T2" 0 32M
+echo go >&"${RS[1]}"
+read -r -t 10 ua <&"${RS[0]}"
+read -r -t 10 after <&"${RS[0]}"
+expect_eq "capacity before the resize" "$before" "BEFORE 16777216"
+if [[ $ua == "UA 2 "*2a09* ]]; then pass "the connected initiator gets CAPACITY DATA HAS CHANGED (2A/09)"; else
+	fail "the connected initiator gets CAPACITY DATA HAS CHANGED (2A/09) ('$ua')"; fi
+expect_eq "... and reads the new capacity" "$after" "AFTER 0 33554432"
+wait "$RS_PID" 2>/dev/null
+check_fails "shrinking a LUN is refused" ctl lun resize "$T2" 0 8M
+# removal: refused in use, forced when idle
+iscsi-perf -i "$INI_B" -m 1 -t 60 "$(url $T2 0)" >"$DIR/perf-live.txt" 2>&1 </dev/null &
+PERF_L=$!
+SPT_STARTED_PIDS+=("$PERF_L")
+sleep 1
+check_fails "lun remove of a target with sessions is refused" ctl lun remove "$T2" 4
+check_fails "target remove of a target with sessions is refused" ctl target remove "$T2"
+spt_kill_pid "$PERF_L" TERM
+SPT_PID=$DPID
+sleep 0.5
+check "lun remove once idle" ctl lun remove "$T2" 4
+expect_eq "lun list after the removal" "$(ctl lun list --json | python3 -c '
+import json, sys
+print(" ".join(str(l["lun"]) for l in json.load(sys.stdin) if l["target"] == sys.argv[1]))' "$T2")" "0"
+check "acl add" ctl acl add "$T2" "$INI_B"
+check_fails "an initiator not on the new list cannot log in" iscsi-inq -i "$INI_A" "$(url $T2 0)"
+check "the listed one can" iscsi-inq -i "$INI_B" "$(url $T2 0)"
+check "acl remove" ctl acl remove "$T2" "$INI_B"
+check "with an empty list any initiator may log in again" iscsi-inq -i "$INI_A" "$(url $T2 0)"
+PORT3=$(spt_free_port)
+check "portal add" ctl portal add "127.0.0.1:$PORT3"
+check "iscsi-inq through the added portal" iscsi-inq "iscsi://127.0.0.1:$PORT3/$T2/0"
+check "portal remove" ctl portal remove "127.0.0.1:$PORT3"
+if spt_port_open 127.0.0.1 "$PORT3"; then fail "the removed portal no longer listens"; else
+	pass "the removed portal no longer listens"; fi
+check "chap set discovery" ctl chap set discovery iqn.2026-11.org.spt:disc-user disc-secret-1234
+check_fails "discovery without credentials is refused now" iscsi-ls "iscsi://127.0.0.1:$PORT"
+check "chap set discovery none" ctl chap set discovery none
+check "discovery without credentials works again" iscsi-ls "iscsi://127.0.0.1:$PORT"
 
 # ---- config save, restart from the saved file ----
 targets_before=$(ctl target list)

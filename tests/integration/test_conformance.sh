@@ -53,7 +53,8 @@ fi
 # one LUN, every SUITE in its own iscsi-test-cu; a daemon that dies is a
 # failure of the suite that killed it and is restarted for the next one.
 run_round() {
-	local round=$1 bs=$2 opts=$3 min=$4 suite rc died ts t0 img tally
+	local round=$1 bs=$2 opts=$3 min=$4 suite rc died ts t0 img tally mp_port
+	local -a mp_url
 	shift 4
 	img=$SPT_TMP/conformance-$round.img
 	spt_mkimg "$img" $SIZE
@@ -61,7 +62,13 @@ run_round() {
 	: >"$tally"
 	export CU_ROUND=$round
 	t0=$SECONDS
-	spt_start --lun "$img,size=$SIZE,block_size=$bs$opts" || return
+	# issue 5: a second portal in target portal group 2, so ALL.MultipathIO
+	# runs over two paths (two I_T nexuses) to the one LUN
+	# (not for a reference target behind tgtd-shim.sh: one URL there, as before)
+	mp_port=$(spt_free_port)
+	local -a mp_listen=(--listen "127.0.0.1:$mp_port,tpg=2")
+	case $SPTD in *shim*) mp_listen=() ;; esac
+	spt_start --lun "$img,size=$SIZE,block_size=$bs$opts" "${mp_listen[@]}" || return
 	for suite in "$@"; do
 		if [ $((SECONDS - START)) -ge "$BUDGET" ]; then
 			# Out of time: every remaining test counts as failed (no silent skips).
@@ -69,14 +76,20 @@ run_round() {
 			continue
 		fi
 		if ! spt_alive; then
-			spt_start --lun "$img,size=$SIZE,block_size=$bs$opts" || {
+			spt_start --lun "$img,size=$SIZE,block_size=$bs$opts" \
+				"${mp_listen[@]}" || {
 				python3 "$PARSE" check "$LIST" "$ACCEPTED" "$suite" /dev/null no-daemon 1 "$tally"
 				continue
 			}
 		fi
 		ts=$SECONDS
+		mp_url=()
+		case $suite in
+		ALL.MultipathIO*) [ ${#mp_listen[@]} -gt 0 ] &&
+			mp_url=("iscsi://127.0.0.1:$mp_port/$SPT_TARGET/$SPT_LUN_BASE") ;;
+		esac
 		timeout -k 10 "$SUITE_TIMEOUT" iscsi-test-cu --dataloss --allow-sanitize \
-			-i "$SPT_INITIATOR" -I "$INITIATOR2" -t "$suite" "$(spt_url 0)" \
+			-i "$SPT_INITIATOR" -I "$INITIATOR2" -t "$suite" "$(spt_url 0)" "${mp_url[@]}" \
 			>"$OUT/$round-$suite.txt" 2>&1 </dev/null
 		rc=$?
 		died=0

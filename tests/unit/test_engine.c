@@ -342,6 +342,7 @@ static int fx_setup(void **state)
 	p->srv = f->srv;
 	p->h.fd = -1;
 	snprintf(p->text, sizeof(p->text), "127.0.0.1:3260");
+	p->tpgt = ISCSI_DEFAULT_TPGT;	/* target portal group 1 (issue 5) */
 	f->srv->nportals = 1;
 
 	for (int i = 0; i < FX_INIS; i++)

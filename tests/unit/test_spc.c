@@ -367,6 +367,12 @@ static void test_vpd_device_identification(void **state)
 			assert_int_equal(spt_get_be16(&d[6]), 2);
 			seen |= 4;
 			break;
+		case 0x5:	/* target port group (issue 5: ALUA), = the relative port */
+			assert_int_equal(d[0], 0x01);
+			assert_int_equal(d[1], 0x15);
+			assert_int_equal(spt_get_be16(&d[6]), 2);
+			seen |= 16;
+			break;
 		case 0x8:	/* SCSI name string of the target port */
 			assert_int_equal(d[0], 0x53);
 			assert_int_equal(d[1], 0x98);
@@ -382,13 +388,13 @@ static void test_vpd_device_identification(void **state)
 		pos += 4u + d[3];
 	}
 	assert_int_equal(pos, len);
-	assert_int_equal(seen, 15);
+	assert_int_equal(seen, 31);
 
 	/* no target name: no SCSI name string designator */
 	bdev.target_name[0] = '\0';
 	bdev.relative_port = 0;
 	run(NEXUS_A, cdb, 6);
-	assert_int_equal(spt_get_be16(&buffer[2]), 12 + 18 + 8);
+	assert_int_equal(spt_get_be16(&buffer[2]), 12 + 18 + 8 + 8);
 	assert_int_equal(spt_get_be16(&buffer[4 + 12 + 18 + 6]), 1);	/* port 0 is reserved */
 }
 
@@ -1238,7 +1244,9 @@ static void test_rsoc_all(void **state)
 			expect_good();
 			assert_int_equal(spt_get_be16(&buffer[2]), cdb_len);
 			assert_int_equal(buffer[4], d[0]);
-			assert_int_equal(buffer[5], 0x1f);	/* SERVICE ACTION used */
+			/* SERVICE ACTION used (REPORT TARGET PORT GROUPS also
+			 * uses bits 7-5, PARAMETER DATA FORMAT) */
+			assert_int_equal(buffer[5] & 0x1f, 0x1f);
 		} else {
 			expect_invalid(0x24, 2, 2);
 		}
@@ -1303,7 +1311,8 @@ static void test_rsoc_one_details(void **state)
 
 static void test_maintenance_in_other(void **state)
 {
-	uint8_t cdb[12] = { 0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 };
+	/* 0Bh: neither REPORT TARGET PORT GROUPS (0Ah) nor RSOC (0Ch) */
+	uint8_t cdb[12] = { 0xa3, 0x0b, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 };
 
 	(void)state;
 	run(NEXUS_A, cdb, 12);
