@@ -21,6 +21,7 @@
 #include "iscsi/admin.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "util/unixsock.h"
 
 #define CTL_IN_STAGE 4096
 
@@ -753,30 +754,23 @@ static void ctl_on_accept(struct ev_handler *h, uint32_t events)
 
 	for (int i = 0; i < CTL_LISTEN_BACKLOG; i++) {
 		int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct ucred cr;
-		socklen_t crlen = sizeof(cr);
+		pid_t pid;
+		uid_t uid;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				log_warn("control: accept: %s", strerror(errno));
 			return;
 		}
-		/* the socket is 0600, but a mode can be changed or inherited
-		 * wrongly: the kernel's word on the peer decides */
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
-			log_warn("control: SO_PEERCRED: %s", strerror(errno));
-			close(fd);
-			continue;
-		}
-		if (cr.uid != 0 && cr.uid != geteuid()) {
-			log_warn("control: refused pid %d uid %u: only root or uid %u may manage sptd",
-				 (int)cr.pid, (unsigned)cr.uid, (unsigned)geteuid());
+		if (!unixsock_peer_trusted(fd, &pid, &uid)) {
+			log_warn("control: refused pid %d uid %d: only root or uid %u may manage sptd",
+				 (int)pid, (int)uid, (unsigned)geteuid());
 			ctl_refuse(fd, SPT_CTL_RC_PERMISSION,
 				   "only root or the daemon's user may manage sptd");
 			continue;
 		}
 		if (cs->nclients >= CTL_MAX_CLIENTS) {
-			log_warn("control: refused pid %d: %d clients already connected", (int)cr.pid,
+			log_warn("control: refused pid %d: %d clients already connected", (int)pid,
 				 CTL_MAX_CLIENTS);
 			ctl_refuse(fd, SPT_CTL_RC_BUSY, "too many control clients connected; try again");
 			continue;
@@ -789,8 +783,8 @@ static void ctl_on_accept(struct ev_handler *h, uint32_t events)
 		}
 		c->cs = cs;
 		c->id = ++cs->next_id;
-		c->pid = cr.pid;
-		c->uid = cr.uid;
+		c->pid = pid;
+		c->uid = uid;
 		c->h.fd = fd;
 		c->h.cb = client_on_event;
 		c->h.arg = c;
@@ -809,7 +803,7 @@ static void ctl_on_accept(struct ev_handler *h, uint32_t events)
 			}
 		}
 		cs->nclients++;
-		log_debug("control: client %u: pid %d uid %u", c->id, (int)cr.pid, (unsigned)cr.uid);
+		log_debug("control: client %u: pid %d uid %u", c->id, (int)pid, (unsigned)uid);
 	}
 }
 
@@ -829,58 +823,13 @@ static void ctl_on_timer(struct ev_handler *h, uint32_t events)
 	}
 }
 
-/* An existing PATH: a stale socket of a dead daemon is replaced; a live
- * one, or anything else, is left alone. 0, or -1 with err. */
-static int ctl_check_path(const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, rc;
-
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket", path);
-		return -1;
-	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	if (rc == 0) {
-		snprintf(err, errlen, "%s is in use by another daemon", path);
-		return -1;
-	}
-	if (unlink(path) < 0 && errno != ENOENT) {
-		snprintf(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 struct ctl_server *ctl_server_open(struct ev_loop *loop, struct iscsi_server *srv, const char *path,
 				   char *err, size_t errlen)
 {
 	struct ctl_server *cs = NULL;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
 	bool bound = false;
-	mode_t old;
-	int rc;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "path too long (at most %zu bytes): %s", sizeof(sa.sun_path) - 1,
-			 path);
-		goto fail;
-	}
 	cs = calloc(1, sizeof(*cs));
 	if (!cs) {
 		snprintf(err, errlen, "out of memory");
@@ -888,28 +837,17 @@ struct ctl_server *ctl_server_open(struct ev_loop *loop, struct iscsi_server *sr
 	}
 	cs->loop = loop;
 	cs->listen.fd = cs->timer.fd = -1;
+	if (strlen(path) >= sizeof(cs->path)) {
+		snprintf(err, errlen, "path too long (at most %zu bytes): %s", sizeof(cs->path) - 1, path);
+		goto fail;
+	}
 	snprintf(cs->path, sizeof(cs->path), "%s", path);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (ctl_check_path(path, err, errlen) < 0)
+	/* a stale socket of a dead daemon is replaced, a live one refused;
+	 * created 0600 from the start */
+	cs->listen.fd = unixsock_listen(path, CTL_LISTEN_BACKLOG, err, errlen);
+	if (cs->listen.fd < 0)
 		goto fail;
-	cs->listen.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (cs->listen.fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		goto fail;
-	}
-	/* created 0600 from the start: no window in which others may connect */
-	old = umask(0177);
-	rc = bind(cs->listen.fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot bind %s: %s", path, strerror(errno));
-		goto fail;
-	}
 	bound = true;
-	if (chmod(path, 0600) < 0 || listen(cs->listen.fd, CTL_LISTEN_BACKLOG) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-		goto fail;
-	}
 	cs->admin = iscsi_admin_new(srv);
 	if (!cs->admin) {
 		snprintf(err, errlen, "cannot set up session administration");
