@@ -15,7 +15,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	  -Iinclude -Isrc -MMD -MP $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
-LDLIBS := -luring -lisal -lcrypto -lconfig -lpthread -lmicrohttpd
+LDLIBS := -luring -lisal -lcrypto -lconfig -lpthread -lmicrohttpd -lrbd -lrados
 
 SRCS := $(wildcard src/util/*.c src/iscsi/*.c src/spt/*.c src/scsi/*.c src/providers/*.c)
 SRCS += $(wildcard src/ctl/*.c)

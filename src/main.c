@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -74,6 +75,7 @@ static void usage(FILE *f)
 		"                          (by default discovery needs no authentication)\n"
 		"  --allow INITIATOR-IQN   only these initiators may log in to the target, repeatable\n"
 		"  --lun ram:SIZE[,block_size=512|4096]  a LUN in memory (lost at exit)\n"
+		"  --lun rbd:POOL/IMAGE[,conf=FILE][,id=CLIENT]  a LUN on a Ceph RBD image (librbd)\n"
 		"  --lun provider:NAME     a LUN served by the external provider that registers as NAME\n"
 		"                          on --provider-socket (NOT READY until it does)\n"
 		"  --provider-socket PATH  Unix socket (mode 0600) where external providers register\n"
@@ -122,6 +124,44 @@ static int sptd_config_change(void *arg, const struct spt_ctl_config_change *ch,
 static int sptd_config_save(void *arg, const char *path, char *err, size_t errlen)
 {
 	return sptd_conf_save(arg, path, err, errlen);
+}
+
+/* descriptors sptd needs besides one per connection: LUN files, io_uring,
+ * epoll, timers, the control, metrics and provider sockets */
+#define SPTD_NOFILE_SPARE 256
+
+/*
+ * Every connection is a descriptor, and the usual soft limit (1024) is
+ * below the default --max-sessions plus half-open logins: the soft limit
+ * is raised to the hard one, which an unprivileged process may do.
+ */
+static void sptd_raise_nofile(uint32_t max_sessions, uint32_t max_half_open)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_sessions + max_half_open + SPTD_NOFILE_SPARE;
+	rlim_t before;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	before = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_warn("setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)rl.rlim_max,
+				 strerror(errno));
+			rl.rlim_cur = before;
+		}
+	}
+	if (rl.rlim_cur != before)
+		log_info("open files: soft limit raised from %llu to %llu", (unsigned long long)before,
+			 (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+		log_warn("open files limited to %llu: below the %llu that --max-sessions %u and "
+			 "--max-half-open %u need; connections past it cannot be accepted",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)want, max_sessions,
+			 max_half_open);
 }
 
 static void sptd_shutdown_done(void *arg)
@@ -358,6 +398,7 @@ int main(int argc, char **argv)
 	}
 	chap_config_wipe(&o.chap);
 	log_open(o.log_target);
+	sptd_raise_nofile(limits.iscsi.max_sessions, limits.iscsi.max_half_open);
 	signal(SIGPIPE, SIG_IGN);
 	d.loop = ev_loop_new();
 	d.srv = d.loop ? iscsi_server_new(d.loop) : NULL;
@@ -406,15 +447,17 @@ int main(int argc, char **argv)
 	}
 	if (!o.config && o.nluns == 0)
 		log_info("no --lun given: serving LUN 0 from ./spt-lun0.img (1 GiB sparse file, created if missing)");
-	if (sptd_conf_apply_initial(&d, &want, &limits, err, sizeof(err)) < 0) {
-		fprintf(stderr, "sptd: %s\n", err);
-		goto out;
-	}
+	/* blocked before any LUN opens: threads a backend starts (librados)
+	 * inherit the mask, so the signals reach our signalfd, not them */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if (sptd_conf_apply_initial(&d, &want, &limits, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sptd: %s\n", err);
+		goto out;
+	}
 	d.sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	d.sig.cb = sptd_on_signal;
 	d.sig.arg = &d;

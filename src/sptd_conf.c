@@ -17,6 +17,7 @@
 #include "iscsi/admin.h"
 #include "providers/file.h"
 #include "providers/ram.h"
+#include "providers/rbd.h"
 #include "spt/remote.h"
 
 #define KNOB_ISCSI(f) offsetof(struct sptd_limits, iscsi.f)
@@ -99,6 +100,13 @@ static int lun_from_spec(const char *spec, struct conf_lun *l, char *err, size_t
 		l->block_size = bs == 512 ? 0 : bs;
 		return conf_set_str(&l->ram, sz);
 	}
+	if (!strncmp(spec, RBD_LUN_PREFIX, strlen(RBD_LUN_PREFIX))) {
+		struct rbd_lun_config rcfg;
+
+		if (rbd_lun_parse(spec + strlen(RBD_LUN_PREFIX), &rcfg, err, errlen) < 0)
+			return -1;
+		return conf_set_str(&l->rbd, spec + strlen(RBD_LUN_PREFIX));
+	}
 	struct file_lun_config cfg;
 
 	if (file_lun_parse(spec, &cfg, err, errlen) < 0)
@@ -127,6 +135,8 @@ static int lun_to_spec(const struct conf_lun *l, char *out, size_t len)
 	else if (l->ram.value)
 		n = snprintf(out, len, "%s%s%s", SPTD_LUN_RAM_PREFIX, l->ram.value,
 			     l->block_size == 4096 ? ",block_size=4096" : "");
+	else if (l->rbd.value)
+		n = snprintf(out, len, "%s%s", RBD_LUN_PREFIX, l->rbd.value);
 	else
 		n = snprintf(out, len, "%s%s%s%s%s%s", l->path.value, l->size.value ? ",size=" : "",
 			     l->size.value ? l->size.value : "",
@@ -179,6 +189,15 @@ static int lun_check(const struct conf *c, const struct conf_lun *l, const char 
 		}
 		return 0;
 	}
+	if (l->rbd.value) {
+		struct rbd_lun_config rcfg;
+
+		if (rbd_lun_parse(l->rbd.value, &rcfg, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%d: LUN %" PRIu64 ": %s", file, l->line, l->lun, why);
+			return -1;
+		}
+		return 0;
+	}
 	struct file_lun_config cfg;
 
 	if (file_lun_parse(spec, &cfg, why, sizeof(why)) < 0) {
@@ -214,6 +233,14 @@ static int lun_open(struct sptd *d, const char *tname, uint16_t tpgt, const stru
 
 		if (ram_lun_parse(spec + strlen(SPTD_LUN_RAM_PREFIX), &size, &bs, why, sizeof(why)) < 0 ||
 		    ram_lun_open(size, bs, l->lun, tname, out, why, sizeof(why)) < 0)
+			goto fail;
+		return 0;
+	}
+	if (l->rbd.value) {
+		struct rbd_lun_config rcfg;
+
+		if (rbd_lun_parse(l->rbd.value, &rcfg, why, sizeof(why)) < 0 ||
+		    rbd_lun_open(d->loop, &rcfg, l->lun, tname, out, why, sizeof(why)) < 0)
 			goto fail;
 		return 0;
 	}
@@ -303,6 +330,7 @@ static void conf_clear_luns(struct conf_target *t)
 		free(t->luns[j].path.value);
 		free(t->luns[j].ram.value);
 		free(t->luns[j].provider.value);
+		free(t->luns[j].rbd.value);
 		free(t->luns[j].size.value);
 	}
 	free(t->luns);
@@ -905,6 +933,7 @@ int sptd_conf_change(struct sptd *d, const struct spt_ctl_config_change *ch, cha
 			free(l->path.value);
 			free(l->ram.value);
 			free(l->provider.value);
+			free(l->rbd.value);
 			free(l->size.value);
 			memmove(l, l + 1, (size_t)(t->luns + t->nluns - l - 1) * sizeof(*l));
 			t->nluns--;
@@ -913,6 +942,12 @@ int sptd_conf_change(struct sptd *d, const struct spt_ctl_config_change *ch, cha
 		if (l->provider.value) {
 			snprintf(err, errlen, "LUN %" PRIu64 " is served by provider %s, which decides its size",
 				 ch->lun, l->provider.value);
+			goto out;
+		}
+		if (l->rbd.value) {
+			/* the image is the one truth for all gateways; its watcher tells us */
+			snprintf(err, errlen, "LUN %" PRIu64 " is RBD image %s: resize it with `rbd resize`, "
+				 "initiators see the new capacity", ch->lun, l->rbd.value);
 			goto out;
 		}
 		snprintf(sz, sizeof(sz), "%" PRIu64, ch->size_bytes);

@@ -16,6 +16,8 @@ PACKAGES=(
 	iproute2 procps coreutils                     # ss, ps; timeout, truncate, stat
 	groff-base                                    # test_install.sh: man pages render without warnings
 	clang libclang-rt-14-dev                      # libFuzzer harnesses (fuzz/, test_fuzz.sh)
+	librbd-dev                                    # --lun rbd: (librbd, librados)
+	ceph-mon ceph-osd ceph-common                 # test_rbd.sh: a one-node Ceph cluster on loopback
 )
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,9 +150,6 @@ void iscsi_conn_accept(struct iscsi_server *srv, int fd)
 	conn = calloc(1, sizeof(*conn));
 	if (!conn)
 		goto fail;
-	conn->stage = malloc(ISCSI_RX_STAGE);
-	if (!conn->stage)
-		goto fail;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	conn->peer_addr = peer;
 	memcpy(conn->peer, peer_text, sizeof(conn->peer));
@@ -161,7 +159,7 @@ void iscsi_conn_accept(struct iscsi_server *srv, int fd)
 	conn->id = ++srv->next_conn_id;
 	conn->refs = 1;
 	conn->state = CONN_LOGIN;
-	conn->created_ms = conn->last_rx_ms = ev_now_ms();
+	conn->created_ms = conn->last_rx_ms = conn->last_cmd_ms = ev_now_ms();
 	conn->nop_ttt = ISCSI_RESERVED_TAG;
 	conn->next_ttt = 1;
 	conn->rx_state = RX_BHS;
@@ -181,8 +179,6 @@ void iscsi_conn_accept(struct iscsi_server *srv, int fd)
 	log_info("conn %u: connection from %s", conn->id, conn->peer);
 	return;
 fail:
-	if (conn)
-		free(conn->stage);
 	free(conn);
 	close(fd);
 }
@@ -199,7 +195,7 @@ static void conn_free(void *arg)
 	bufpool_put(conn->srv->bp, conn->rx_pdu_data, conn->rx_pdu_data_len);
 	free(conn->login_text);
 	free(conn->text_rsp);
-	free(conn->stage);
+	bufpool_put(conn->srv->bp, conn->stage, ISCSI_RX_STAGE);
 	free(conn);
 }
 
@@ -653,6 +649,8 @@ static void conn_pdu_complete(struct iscsi_conn *conn)
 			conn_release_pdu_buffer(conn);
 		break;
 	case ISCSI_OP_SCSI_CMD:
+		conn->last_cmd_ms = conn->last_rx_ms;
+		conn->trimmed = false;
 		if (conn->rx_task)
 			iscsi_task_cmd_received(conn->rx_task);
 		break;
@@ -835,6 +833,17 @@ static ssize_t conn_recv(struct iscsi_conn *conn, uint8_t *buf, size_t len)
 	return -1;
 }
 
+/* The stage goes back to the pool once every byte in it is parsed: an
+ * idle connection holds no read-ahead buffer. */
+static void conn_stage_release(struct iscsi_conn *conn)
+{
+	if (!conn->stage || conn->stage_pos < conn->stage_len)
+		return;
+	bufpool_put(conn->srv->bp, conn->stage, ISCSI_RX_STAGE);
+	conn->stage = NULL;
+	conn->stage_pos = conn->stage_len = 0;
+}
+
 static void conn_read(struct iscsi_conn *conn)
 {
 	uint32_t budget = CONN_RX_BUDGET;
@@ -858,11 +867,19 @@ static void conn_read(struct iscsi_conn *conn)
 		} else {
 			/* a big data segment skips the stage: no copy */
 			bool direct = data && dst && room >= CONN_DIRECT_READ_MIN;
+
+			if (!direct && !conn->stage) {
+				conn->stage = bufpool_get(conn->srv->bp, ISCSI_RX_STAGE);
+				if (!conn->stage) {
+					iscsi_conn_close(conn, "out of memory");
+					return;
+				}
+			}
 			ssize_t r = conn_recv(conn, direct ? dst : conn->stage,
 					      direct ? room : ISCSI_RX_STAGE);
 
 			if (r < 0)
-				return;
+				break;
 			if (r == 0)
 				continue;
 			budget = (uint32_t)r >= budget ? 0 : budget - (uint32_t)r;
@@ -874,8 +891,9 @@ static void conn_read(struct iscsi_conn *conn)
 			conn->rx_have += (uint32_t)r;
 		}
 		if (conn->rx_have == conn->rx_need && !conn_rx_advance(conn))
-			return;
+			break;
 	}
+	conn_stage_release(conn);
 	/* bytes left in the stage are consumed on the next event; make sure
 	 * one comes even if the socket has nothing more */
 	if (conn_reading(conn) && conn->stage_pos < conn->stage_len && !conn->resume_pending) {
@@ -925,6 +943,43 @@ static bool conn_rx_mid_pdu(const struct iscsi_conn *conn)
 	return conn->rx_state != RX_BHS || conn->rx_have > 0;
 }
 
+/*
+ * glibc keeps freed small chunks in its heap, so what idle trims free
+ * would still count as resident: once enough is freed, and at most once
+ * a second, malloc_trim hands the free pages back.
+ */
+static void conn_heap_trim(struct iscsi_server *srv, uint64_t now)
+{
+	if (srv->trimmed_bytes < ISCSI_TRIM_RELEASE_MIN || now - srv->heap_trimmed_ms < 1000)
+		return;
+	malloc_trim(0);
+	srv->trimmed_bytes = 0;
+	srv->heap_trimmed_ms = now;
+}
+
+/* ISCSI_IDLE_TRIM_MS: a session with no command in flight for that long
+ * gives back the task and PDU structs a deep queue left cached. */
+static void conn_idle_trim(struct iscsi_conn *conn, uint64_t now)
+{
+	struct iscsi_session *s = conn->sess;
+	struct list_node *n, *tmp;
+	unsigned seen = 0;
+
+	conn_heap_trim(conn->srv, now);
+	if (conn->trimmed || !s || s->ntasks || !list_empty(&conn->txq) ||
+	    now - conn->last_cmd_ms < ISCSI_IDLE_TRIM_MS)
+		return;
+	conn->trimmed = true;
+	conn->srv->trimmed_bytes += iscsi_session_trim(s, ISCSI_IDLE_TASKS_KEEP);
+	list_for_each_safe(n, tmp, &conn->tx_free) {
+		if (++seen <= ISCSI_IDLE_TX_KEEP)
+			continue;
+		list_del(n);
+		free(list_entry(n, struct iscsi_tx, node));
+		conn->srv->trimmed_bytes += sizeof(struct iscsi_tx);
+	}
+}
+
 void iscsi_conn_tick(struct iscsi_conn *conn, uint64_t now)
 {
 	const struct iscsi_config *cfg = &conn->srv->cfg;
@@ -953,6 +1008,8 @@ void iscsi_conn_tick(struct iscsi_conn *conn, uint64_t now)
 		iscsi_conn_close(conn, "a PDU was not completed within --pdu-timeout");
 		return;
 	}
+	if (conn->state == CONN_FULL_FEATURE)
+		conn_idle_trim(conn, now);
 	if (conn->state != CONN_FULL_FEATURE || !cfg->nop_interval_s)
 		return;
 	if (conn->nop_ttt != ISCSI_RESERVED_TAG) {

@@ -45,7 +45,21 @@ _Static_assert(ISCSI_SN_BITMAP > ISCSI_QUEUE_DEPTH, "the bitmap covers the CmdSN
  * (RFC 7143 13.12); we allow our own declared value as a courtesy */
 #define ISCSI_LOGIN_DSL_MAX 8192
 #define ISCSI_MAX_OUTSTANDING_R2T 16
+/* read-ahead buffer of a connection, taken from the pool only while it
+ * holds bytes not yet parsed: an idle connection holds none */
 #define ISCSI_RX_STAGE 65536
+/*
+ * Idle sessions stay small (issue 6: 1,000 idle sessions under 256 MiB).
+ * A session that ran a deep queue keeps its recycled task structs
+ * (~1.3 KiB each, up to the window) and PDU structs, so its commands need
+ * no malloc; once it has had no command in flight for ISCSI_IDLE_TRIM_MS
+ * the caches go back down to what QD 1 traffic reuses.
+ */
+#define ISCSI_IDLE_TRIM_MS 2000
+#define ISCSI_IDLE_TASKS_KEEP 4
+#define ISCSI_IDLE_TX_KEEP 4
+/* freed bytes after which malloc_trim gives the heap's free pages back */
+#define ISCSI_TRIM_RELEASE_MIN (4u << 20)
 #define ISCSI_SENDTARGETS_MAX 65536
 #define ISCSI_DEFAULT_TPGT 1
 /* RFC 7143 13.9: a TargetPortalGroupTag is a 16-bit number */
@@ -105,6 +119,7 @@ struct iscsi_portal {
 	/* RFC 7143 4.4.1: the target portal group the portal belongs to; each
 	 * group is one SCSI target port of every target (SPC-4 5.16) */
 	uint16_t tpgt;
+	bool paused;		/* out of file descriptors: not watched until the next tick */
 };
 
 /* SPC-4 5.16.2.4 asymmetric access states of a target port group, as
@@ -165,6 +180,10 @@ struct iscsi_server {
 	uint32_t refused_unlogged;
 	uint64_t header_digest_errors;	/* every connection's, since start */
 	uint64_t data_digest_errors;
+	/* idle trims (ISCSI_IDLE_TRIM_MS): bytes freed since the heap was last
+	 * trimmed, and when that was */
+	size_t trimmed_bytes;
+	uint64_t heap_trimmed_ms;
 	/* ALUA: states set for target portal groups (absent: active/optimized) */
 	struct iscsi_portal_group groups[ISCSI_MAX_PORTAL_GROUPS];
 	size_t ngroups;
@@ -292,6 +311,8 @@ struct iscsi_conn {
 	uint32_t statsn;
 	uint64_t created_ms;
 	uint64_t last_rx_ms;
+	uint64_t last_cmd_ms;		/* last SCSI command PDU (ISCSI_IDLE_TRIM_MS) */
+	bool trimmed;			/* caches trimmed since that command */
 	uint32_t nop_ttt;		/* outstanding NOP-In ping, or 0xffffffff */
 	uint64_t nop_sent_ms;
 	uint32_t next_ttt;
@@ -428,6 +449,9 @@ void iscsi_session_update_window(struct iscsi_session *s);
  * buffer budget (and nothing is taken), else counted until released. */
 bool iscsi_session_buffer_take(struct iscsi_session *s, size_t len);
 void iscsi_session_buffer_release(struct iscsi_session *s, size_t len);
+/* Frees recycled task structs beyond keep (ISCSI_IDLE_TRIM_MS); returns
+ * the bytes freed. */
+size_t iscsi_session_trim(struct iscsi_session *s, unsigned keep);
 /* Live (not ending) sessions to target t; with t NULL, every live session. */
 size_t iscsi_session_count(struct iscsi_server *srv, const struct iscsi_target *t);
 /* a non-immediate PDU arrived with this CmdSN: true if it may run now */

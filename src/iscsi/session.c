@@ -187,6 +187,24 @@ void iscsi_session_buffer_release(struct iscsi_session *s, size_t len)
 	s->buf_bytes -= len < s->buf_bytes ? len : s->buf_bytes;
 }
 
+size_t iscsi_session_trim(struct iscsi_session *s, unsigned keep)
+{
+	struct list_node *n, *tmp;
+	unsigned seen = 0;
+	size_t freed = 0;
+
+	/* a session that ran a deep queue keeps a task struct per slot it
+	 * used; idle, it needs only what QD 1 traffic reuses */
+	list_for_each_safe(n, tmp, &s->task_free) {
+		if (++seen <= keep)
+			continue;
+		list_del(n);
+		free(list_entry(n, struct iscsi_task, sess_node));
+		freed += sizeof(struct iscsi_task);
+	}
+	return freed;
+}
+
 size_t iscsi_session_count(struct iscsi_server *srv, const struct iscsi_target *t)
 {
 	struct list_node *n;

@@ -164,8 +164,17 @@ static void portal_accept(struct ev_handler *h, uint32_t events)
 		int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* the pending connection stays queued and the socket
+				 * readable: stop watching it until the next tick rather
+				 * than spin on the same failure */
+				log_warn("portal %s: accept: %s; pausing it for a second", p->text,
+					 strerror(errno));
+				if (ev_mod(p->srv->loop, &p->h, 0) == 0)
+					p->paused = true;
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 				log_warn("portal %s: accept: %s", p->text, strerror(errno));
+			}
 			return;
 		}
 		if (p->srv->shutting_down) {
@@ -396,6 +405,10 @@ static void server_tick(void *arg)
 
 	list_for_each_safe(n, tmp, &srv->conns)
 		iscsi_conn_tick(list_entry(n, struct iscsi_conn, srv_node), now);
+	for (size_t i = 0; i < srv->nportals; i++) {
+		if (srv->portals[i].paused && ev_mod(srv->loop, &srv->portals[i].h, EPOLLIN) == 0)
+			srv->portals[i].paused = false;
+	}
 	if (srv->refused_unlogged) {
 		log_warn("refused %u more connection(s) at accept in the last second (%llu for "
 			 "--max-connections-per-address, %llu for --max-half-open since start)",

@@ -9,6 +9,7 @@ struct bufpool_free {
 struct bufpool {
 	struct bufpool_free *free[BUFPOOL_CLASSES];
 	size_t kept[BUFPOOL_CLASSES];
+	size_t kept_total;	/* sum of kept[] (BUFPOOL_KEEP_TOTAL_BYTES) */
 };
 
 static int bufpool_class(size_t len)
@@ -50,6 +51,7 @@ void *bufpool_get(struct bufpool *bp, size_t len)
 	if (f) {
 		bp->free[c] = f->next;
 		bp->kept[c] -= (size_t)1 << (c + BUFPOOL_MIN_SHIFT);
+		bp->kept_total -= (size_t)1 << (c + BUFPOOL_MIN_SHIFT);
 		return f;
 	}
 	void *p = NULL;
@@ -66,7 +68,7 @@ void bufpool_put(struct bufpool *bp, void *buf, size_t len)
 	int c = bufpool_class(len);
 	size_t sz = (size_t)1 << (c + BUFPOOL_MIN_SHIFT);
 
-	if (bp->kept[c] + sz > BUFPOOL_KEEP_BYTES) {
+	if (bp->kept[c] + sz > BUFPOOL_KEEP_BYTES || bp->kept_total + sz > BUFPOOL_KEEP_TOTAL_BYTES) {
 		free(buf);
 		return;
 	}
@@ -75,4 +77,5 @@ void bufpool_put(struct bufpool *bp, void *buf, size_t len)
 	f->next = bp->free[c];
 	bp->free[c] = f;
 	bp->kept[c] += sz;
+	bp->kept_total += sz;
 }

@@ -13,6 +13,10 @@
 #define BUFPOOL_CLASSES (BUFPOOL_MAX_SHIFT - BUFPOOL_MIN_SHIFT + 1)
 /* free buffers kept per class beyond which they go back to the system */
 #define BUFPOOL_KEEP_BYTES (64u << 20)
+/* ... and in all classes together: a daemon that once ran large I/O on
+ * many sessions does not hold every class's worth for ever (QD 32 x
+ * 1 MiB needs 32 MiB of one class) */
+#define BUFPOOL_KEEP_TOTAL_BYTES (128u << 20)
 
 struct bufpool;
 

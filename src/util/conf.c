@@ -168,6 +168,10 @@ static int conf_get_lun(struct conf_ctx *x, const config_setting_t *s, struct co
 			if (conf_get_string(x, e, &l->provider) < 0)
 				return -1;
 			backends++;
+		} else if (!strcmp(k, "rbd")) {
+			if (conf_get_string(x, e, &l->rbd) < 0)
+				return -1;
+			backends++;
 		} else if (!strcmp(k, "size")) {
 			if (config_setting_type(e) == CONFIG_TYPE_STRING) {
 				if (conf_get_string(x, e, &l->size) < 0)
@@ -195,19 +199,23 @@ static int conf_get_lun(struct conf_ctx *x, const config_setting_t *s, struct co
 				return conf_fail(x, e, "read_only must be true or false");
 			l->read_only = config_setting_get_bool(e);
 		} else {
-			return conf_fail(x, e, "unknown LUN setting '%s' (lun, path, ram, provider, size, "
-					 "block_size, read_only)", k);
+			return conf_fail(x, e, "unknown LUN setting '%s' (lun, path, ram, provider, rbd, "
+					 "size, block_size, read_only)", k);
 		}
 	}
 	if (!have_lun)
 		return conf_fail(x, s, "a LUN needs its number: lun = N");
 	if (backends != 1)
-		return conf_fail(x, s, "a LUN needs exactly one of path, ram or provider");
+		return conf_fail(x, s, "a LUN needs exactly one of path, ram or provider (or rbd, a Ceph "
+				 "image)");
 	if (l->provider.value && (l->size.value || l->block_size || l->read_only))
 		return conf_fail(x, s, "a provider LUN takes no size, block_size or read_only: its "
 				 "provider decides");
 	if (l->ram.value && l->size.value)
 		return conf_fail(x, s, "a ram LUN gives its size as ram = \"SIZE\"");
+	if (l->rbd.value && (l->size.value || l->block_size || l->read_only))
+		return conf_fail(x, s, "an rbd LUN takes no size, block_size or read_only: the image "
+				 "decides");
 	return 0;
 }
 
@@ -449,7 +457,7 @@ static int conf_build(const struct conf *c, config_t *cfg)
 
 			if (!lg || conf_put_int(lg, "lun", (int64_t)l->lun) < 0 ||
 			    conf_put_str(lg, "path", &l->path) < 0 || conf_put_str(lg, "ram", &l->ram) < 0 ||
-			    conf_put_str(lg, "provider", &l->provider) < 0 ||
+			    conf_put_str(lg, "provider", &l->provider) < 0 || conf_put_str(lg, "rbd", &l->rbd) < 0 ||
 			    conf_put_str(lg, "size", &l->size) < 0)
 				return -1;
 			if (l->block_size && conf_put_int(lg, "block_size", l->block_size) < 0)
@@ -622,6 +630,7 @@ void conf_free(struct conf *c)
 			free(t->luns[j].path.value);
 			free(t->luns[j].ram.value);
 			free(t->luns[j].provider.value);
+			free(t->luns[j].rbd.value);
 			free(t->luns[j].size.value);
 		}
 		free(t->luns);
@@ -671,7 +680,7 @@ int conf_dup(const struct conf *src, struct conf *dst)
 			struct conf_lun *l = conf_add_lun(t, sl->lun);
 
 			if (!l || conf_dup_str(&l->path, &sl->path) < 0 || conf_dup_str(&l->ram, &sl->ram) < 0 ||
-			    conf_dup_str(&l->provider, &sl->provider) < 0 ||
+			    conf_dup_str(&l->provider, &sl->provider) < 0 || conf_dup_str(&l->rbd, &sl->rbd) < 0 ||
 			    conf_dup_str(&l->size, &sl->size) < 0)
 				goto fail;
 			l->line = sl->line;

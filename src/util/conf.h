@@ -21,7 +21,8 @@
  *       luns = (
  *         { lun = 0; path = "/var/lib/spt/lun0.img"; size = "1G"; block_size = 512; read_only = false; },
  *         { lun = 1; ram = "256M"; },
- *         { lun = 2; provider = "mem0"; }
+ *         { lun = 2; provider = "mem0"; },
+ *         { lun = 3; rbd = "rbd/disk1,conf=/etc/ceph/ceph.conf,id=admin"; }
  *       ); }
  *   );
  */
@@ -46,6 +47,7 @@ struct conf_lun {
 	int line;
 	/* exactly one backend */
 	struct conf_str path, ram, provider;
+	struct conf_str rbd;		/* "POOL/IMAGE[,conf=FILE][,id=CLIENT]" as after --lun rbd: */
 	struct conf_str size;		/* path and ram: "1G", "1048576" */
 	uint32_t block_size;		/* 0: not set */
 	bool read_only;
