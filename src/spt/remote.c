@@ -819,7 +819,9 @@ static void remote_on_register(struct remote_conn *c, const uint8_t *p, uint32_t
 		remote_send_session_start(c, &list_entry(n, struct remote_session, node)->ss);
 }
 
-static void remote_on_completion(struct remote_conn *c, const uint8_t *p, uint32_t len)
+/* return_code != 0: the provider could not run the command (spt.h) */
+static void remote_on_completion(struct remote_conn *c, const uint8_t *p, uint32_t len,
+				 uint32_t return_code)
 {
 	struct spt_scsi_completion cpl;
 	struct remote_cmd *rc;
@@ -857,10 +859,14 @@ static void remote_on_completion(struct remote_conn *c, const uint8_t *p, uint32
 	}
 	list_del(&rc->node);
 	rc->in_flight = false;
-	if (cpl.data_in_length)
-		memcpy(cmd->buf, c->shm + rc->shm_off, cpl.data_in_length);
-	memcpy(&cmd->cpl, &cpl, sizeof(cpl));
-	if (!cmd->req.is_final && cpl.scsi_status == SPT_STATUS_GOOD) {
+	if (return_code != 0) {
+		remote_fail(cmd, SPT_KEY_HARDWARE_ERROR, ASC_LU_COMMUNICATION, ASCQ_COMMUNICATION_FAILURE);
+	} else {
+		if (cpl.data_in_length)
+			memcpy(cmd->buf, c->shm + rc->shm_off, cpl.data_in_length);
+		memcpy(&cmd->cpl, &cpl, sizeof(cpl));
+	}
+	if (!cmd->req.is_final && cmd->cpl.scsi_status == SPT_STATUS_GOOD) {
 		list_add_tail(&c->parked, &rc->node);
 	} else {
 		remote_cmd_detach(rc);
@@ -933,20 +939,7 @@ static void remote_on_frame(struct remote_conn *c, const struct spt_io_header *h
 		remote_on_register(c, p, h->length);
 		break;
 	case SPT_CC_SCSI_COMPLETION:
-		if (h->return_code != 0) {
-			/* the provider could not run it: fail it, keep the rest */
-			struct spt_scsi_completion cpl;
-
-			if (h->length == sizeof(cpl)) {
-				memcpy(&cpl, p, sizeof(cpl));
-				cpl.data_in_length = 0;
-				cpl.sense_length = 0;
-				cpl.scsi_status = SPT_STATUS_CHECK_CONDITION;
-				remote_on_completion(c, (const uint8_t *)&cpl, sizeof(cpl));
-				return;
-			}
-		}
-		remote_on_completion(c, p, h->length);
+		remote_on_completion(c, p, h->length, h->return_code);
 		break;
 	case SPT_CC_TMF:
 		remote_on_tmf(c, p, h->length);

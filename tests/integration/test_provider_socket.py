@@ -511,6 +511,21 @@ def run(rep, d, psock, target, sptctl, ctl_sock):
     rep.check(resp == 0 and p.wait_for(find_ev("tmf", function=5, lun=1), 2) is not None,
               "LOGICAL UNIT RESET reaches the provider and completes")
 
+    # -- a completion with a non-zero ReturnCode: HARDWARE ERROR 08/00 --
+    p.stall = True
+    itt = send_cmd(s5, si.cdb_read10(0, 8), 1, 8 * BLOCK)
+    p.wait_for(lambda e: bool(p.held), 5)
+    req = p.held.pop()
+    p.stall = False
+    p.send(CC_SCSI_COMPLETION, p.execute(req), rc=1)
+    status, sense = wait_cmd(s5, itt)
+    rep.check(status == 2 and sense_kcq(sense) == (0x4, 0x08, 0x00),
+              "a completion with ReturnCode 1 fails the command: HARDWARE ERROR 08/00",
+              "%d %r" % (status, sense_kcq(sense)))
+    status, _, _ = s5.scsi(si.CDB_TEST_UNIT_READY, lun=1)
+    rep.check(status == 0 and not p.wait_for(find_ev("eof"), 0.2),
+              "... and the provider stays connected")
+
     # -- the command timeout --
     p.stall = True
     mark = len(p.events)
