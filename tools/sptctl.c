@@ -440,38 +440,6 @@ static int sptctl_table_print(const struct sptctl_table *t)
 	return SPTCTL_OK;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
-static size_t sptctl_utf8_len(const unsigned char *p)
-{
-	size_t n;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0) {
-		n = 2;
-		cp = p[0] & 0x1f;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		n = 3;
-		cp = p[0] & 0x0f;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;	/* also stops at the NUL */
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	/* overlong forms, surrogates and beyond U+10FFFF are not UTF-8 */
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
-}
-
 /* RFC 8259 7: a JSON string; bytes that are not UTF-8 become U+FFFD. */
 static void sptctl_json_string(const char *s)
 {
@@ -479,7 +447,7 @@ static void sptctl_json_string(const char *s)
 
 	putchar('"');
 	while (*p) {
-		size_t n = sptctl_utf8_len(p);
+		size_t n = ctl_utf8_len(p);
 
 		if (n == 0) {
 			fputs("\\ufffd", stdout);

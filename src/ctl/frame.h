@@ -171,4 +171,8 @@ void ctl_message_decode(const uint8_t *p, uint32_t len, char *out, size_t outlen
 /* A name for a return code ("no such session"). */
 const char *ctl_return_code_name(uint32_t rc);
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 (RFC 3629): what
+ * sptctl's JSON and the metrics labels pass through unchanged. */
+size_t ctl_utf8_len(const unsigned char *p);
+
 #endif
